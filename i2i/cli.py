@@ -1,0 +1,151 @@
+"""The ``i2i`` command: train, translate, export, check, recipes. Measuring commands end with one JSON line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import I2IError
+
+EPILOG = "Docs: README.md and docs/ in the i2i repository."
+
+
+def _json(figures: dict) -> None:
+    print(json.dumps(figures), flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+    recipe = load_recipe(args.recipe, args.overrides)
+    from .engine.trainer import Trainer
+    result = Trainer(recipe, resume=args.resume).fit()
+    _json(result)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .build import validate_recipe
+    from .recipe import load_recipe
+    recipe = load_recipe(args.recipe, args.overrides)
+    validate_recipe(recipe)
+    if args.print:
+        print(recipe.to_yaml())
+    _json({"recipe": args.recipe, "valid": True, "model": recipe["model"]["type"], "name": recipe["name"]})
+    return 0
+
+
+def _device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .export import load_export
+    from .translate import translate_folder
+    device = _device(args.device)
+    export = load_export(args.export, device=device)
+    result = translate_folder(export, args.input, args.output, direction=args.direction,
+                              batch_size=args.batch_size, device=device)
+    for f in result["failures"]:
+        print(f"i2i: skipped {f['file']}: {f['error']}", file=sys.stderr)
+    _json({k: v for k, v in result.items() if k != "failures"})
+    return 1 if result["failed"] else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint_export import export_checkpoint
+    out = export_checkpoint(args.checkpoint, args.output)
+    _json({"export": str(out)})
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from .build import _import_builtins
+    from .optim import OPTIMIZERS, SCHEDULES
+    from .registry import DATASETS, LOSSES, MODELS, NETS
+    _import_builtins()
+    for registry in (MODELS, NETS, LOSSES, DATASETS, OPTIMIZERS, SCHEDULES):
+        print(f"{registry.kind}{'es' if registry.kind.endswith('s') else 's'}:")
+        for name, cls in registry.items():
+            doc = (cls.__doc__ or "").strip().splitlines()
+            print(f"  {name:22s} {doc[0] if doc else ''}"[:150])
+    folder = Path(args.folder)
+    if folder.is_dir():
+        print(f"recipes in {folder}:")
+        for path in sorted(folder.rglob("*.yaml")):
+            print(f"  {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i", description="Conditional and image-to-image GANs from recipe files.",
+                                epilog=EPILOG)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a recipe (also: accelerate launch train.py RECIPE ...)",
+                       description="Train a recipe. Overrides are dotted YAML paths: train.max_steps=500 "
+                                   "data.root=/data/facades. Ends with one JSON line of figures.")
+    t.add_argument("recipe", help="recipe YAML file, e.g. recipes/demo/pix2pix.yaml")
+    t.add_argument("overrides", nargs="*", help="KEY.PATH=VALUE overrides")
+    t.add_argument("--resume", metavar="latest|auto|PATH", default=None,
+                   help="continue a run: 'latest' checkpoint of the run folder, 'auto' (latest if any, else start), "
+                        "or a checkpoint/run folder")
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("check", help="validate a recipe without building anything",
+                       description="Load, merge and validate a recipe; prints errors or one JSON line.")
+    c.add_argument("recipe")
+    c.add_argument("overrides", nargs="*")
+    c.add_argument("--print", action="store_true", help="print the resolved recipe")
+    c.set_defaults(func=cmd_check)
+
+    tr = sub.add_parser("translate", help="translate a folder of images with an export",
+                        description="Translate every image under --input (recursively) into --output, keeping "
+                                    "relative names, channel count and bit depth. Ends with one JSON line.")
+    tr.add_argument("export", help="export folder, or a run folder holding export/")
+    tr.add_argument("--input", "-i", required=True, help="folder of images (searched recursively)")
+    tr.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input)")
+    tr.add_argument("--direction", default=None, help="AtoB or BtoA for two-way models (default: the first)")
+    tr.add_argument("--batch-size", type=int, default=4, help="images of equal size per forward pass")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    tr.set_defaults(func=cmd_translate)
+
+    e = sub.add_parser("export", help="make an export bundle from a checkpoint",
+                       description="Write recipe.yaml + safetensors + meta.json from a checkpoint folder or the "
+                                   "latest checkpoint of a run folder.")
+    e.add_argument("checkpoint", help="checkpoint folder (runs/x/checkpoints/step_N) or run folder")
+    e.add_argument("--output", "-o", default=None, help="export folder (default: <run>/export_step_N)")
+    e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("recipes", help="list registered components and bundled recipes",
+                       description="List every registered model, net, loss, data set, optimizer and schedule.")
+    r.add_argument("--folder", default="recipes", help="folder of recipe files to list")
+    r.set_defaults(func=cmd_recipes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="i2i: %(message)s")
+    try:
+        return args.func(args)
+    except I2IError as exc:
+        print(f"i2i: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("i2i: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Data: image I/O keeping channels and bit depth, albumentations transforms, folder data sets, demos.
+
+Importing this package registers the data sets ``paired_folder``, ``unpaired_folder`` and ``single_folder``.
+"""
+from .demo import DEMOS, ensure_demo
+from .folders import FolderDataset, PairedFolder, SingleFolder, UnpairedFolder
+from .io import (IMAGE_EXTENSIONS, adapt_channels, from_tensor, list_images, read_image, to_float, to_tensor,
+                 to_uint8, write_image)
+from .transforms import apply_transform, build_transform, transform_names
+
+__all__ = [
+    "DEMOS", "IMAGE_EXTENSIONS", "FolderDataset", "PairedFolder", "SingleFolder", "UnpairedFolder",
+    "adapt_channels", "apply_transform", "build_transform", "ensure_demo", "from_tensor", "list_images",
+    "read_image", "to_float", "to_tensor", "to_uint8", "transform_names", "write_image",
+]

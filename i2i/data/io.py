@@ -1,0 +1,258 @@
+"""Image files <-> arrays <-> tensors, keeping channel count and bit depth (8/16-bit, float TIFF)."""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DataError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+_EIGHT_BIT_ONLY = frozenset({".jpg", ".jpeg", ".bmp", ".webp"})
+_PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP", ".png": "PNG"}
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
+
+
+def is_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under ``root`` (recursive, sorted); hidden files/folders and symlinked folders skipped."""
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder) / f for f in files if not f.startswith(".") and is_image(f)]
+    return sorted(found)
+
+
+# ---------------------------------------------------------------- reading
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode to an HWC array in RGB order with the file's channel count and dtype (uint8, uint16, float32)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    if not data:
+        raise DataError(f"image file {path} is empty (zero bytes)")
+    try:
+        array = _decode(data)
+    except _BadImage as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+    except Exception as exc:  # decoders raise many types (OSError, ValueError, SyntaxError, struct.error ...)
+        raise DataError(f"cannot read image {path}: corrupt or truncated ({exc})") from exc
+    return _normalise(array, path)
+
+
+class _BadImage(ValueError):
+    """A decoding failure whose message already says what is wrong."""
+
+
+def _decode(data: bytes) -> np.ndarray:
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        # Pillow cannot open some TIFFs (e.g. more than 4 channels or float RGB): tifffile can.
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _decode_tiff(data)
+        raise _BadImage("not an image (unknown format or corrupt header)") from None
+    with im:
+        if im.format == "PNG" and data[24] == 16 and im.mode not in _UINT16_MODES:
+            return _decode_cv2(data, png_color_type=data[25])  # Pillow reduces 16-bit RGB(A)/LA to 8 bits
+        if im.format == "TIFF" and _tiff_needs_full_depth(im):
+            return _decode_tiff(data)
+        im.load()
+        return _from_pil(ImageOps.exif_transpose(im) if im.mode in _EIGHT_BIT_MODES else im)
+
+
+_UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def _tiff_needs_full_depth(im: Image.Image) -> bool:
+    """Would Pillow drop bits or samples (16-bit RGB, gray+alpha, extra channels)?"""
+    bits = im.tag_v2.get(258, (8,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    samples = im.tag_v2.get(277, 1)
+    return (max(bits) > 8 and im.mode not in (*_UINT16_MODES, "F", "I")) or samples != len(im.getbands())
+
+
+def _from_pil(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode == "1":
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    elif mode == "I":
+        array = np.asarray(im)
+        if array.min() < 0 or array.max() > 65535:
+            raise _BadImage("32-bit integer images are not supported (values outside 0..65535)")
+        return array.astype(np.uint16)
+    elif mode not in ("L", "LA", "RGB", "RGBA", "F", *_UINT16_MODES):
+        im = im.convert("RGBA" if "A" in mode or "transparency" in im.info else "RGB")
+    array = np.asarray(im)
+    return array.astype(np.uint16) if im.mode in _UINT16_MODES else array  # I;16B is big-endian
+
+
+def _decode_cv2(data: bytes, png_color_type: int) -> np.ndarray:
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise _BadImage("OpenCV cannot decode it (corrupt or truncated)")
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB if array.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    if png_color_type == 4 and array.ndim == 3 and array.shape[2] == 4:  # OpenCV expands gray+alpha to RGBA
+        array = array[..., [0, 3]]
+    return array
+
+
+def _decode_tiff(data: bytes) -> np.ndarray:
+    import tifffile  # ships with scikit-image; only needed for unusual TIFFs
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        array, axes = page.asarray(), page.axes
+    # Planar TIFFs store channels first ("SYX"): bring rows and columns to the front.
+    order = [axes.index("Y"), axes.index("X")] + [i for i, a in enumerate(axes) if a not in "YX"]
+    array = np.transpose(array, order)
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def _normalise(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"image {path} has an unsupported shape {array.shape}")
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype.kind == "f":
+        array = array.astype(np.float32, copy=False)
+    elif array.dtype.kind in "ui" and array.dtype not in (np.uint8, np.uint16):
+        if array.min() < 0 or array.max() > 65535:
+            raise DataError(f"image {path} has {array.dtype} samples outside 0..65535 (unsupported)")
+        array = array.astype(np.uint16)
+    return np.ascontiguousarray(array)
+
+
+# ---------------------------------------------------------------- conversions
+def to_float(array: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float -> float32 in [0, 1] (floats are clipped, not rescaled)."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype.kind == "f":
+        return np.clip(array, 0.0, 1.0).astype(np.float32, copy=False)
+    raise ValueError(f"unsupported image dtype {array.dtype}")
+
+
+def adapt_channels(array: np.ndarray, channels: int) -> np.ndarray:
+    """Gray -> RGB by replication, RGB -> gray by BT.601 luminance, alpha dropped; other mismatches raise."""
+    have = array.shape[2]
+    if have in (2, 4) and channels == have - 1:
+        return array[..., :channels]
+    if have in (2, 4) and channels in (1, 3):  # e.g. RGBA -> gray: drop alpha first
+        array, have = array[..., :-1], have - 1
+    if have == channels:
+        return array
+    if have == 1 and channels == 3:
+        return np.repeat(array, 3, axis=2)
+    if have == 3 and channels == 1:
+        gray = array.astype(np.float32) @ _LUMA
+        if array.dtype.kind == "f":
+            return gray[..., None]
+        return np.clip(np.rint(gray), 0, np.iinfo(array.dtype).max).astype(array.dtype)[..., None]
+    raise ValueError(f"cannot adapt an image with {array.shape[2]} channels to {channels} channels")
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """HWC float in [0, 1] -> CHW float32 tensor in [-1, 1] (values outside [0, 1] are clipped)."""
+    chw = np.ascontiguousarray(np.clip(array, 0.0, 1.0).transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(chw).mul_(2.0).sub_(1.0)
+
+
+def from_tensor(tensor: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
+    """CHW tensor in [-1, 1] -> HWC uint8 or uint16 array, rounded and clipped."""
+    if dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"dtype must be numpy.uint8 or numpy.uint16, not {dtype}")
+    peak = float(np.iinfo(dtype).max)
+    scaled = (tensor.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * (peak / 2.0)
+    return scaled.round().permute(1, 2, 0).numpy().astype(dtype)
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8 as round(x / 257), the exact inverse of the x * 257 expansion of 8-bit data."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype != np.uint16:
+        raise ValueError(f"expected uint8 or uint16, not {array.dtype}")
+    return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- writing
+def write_image(path: str | Path, array: np.ndarray) -> None:
+    """Write HWC uint8/uint16 (PNG, TIFF keep 16 bits; TIFF also float32) atomically via a temp file."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise DataError(f"cannot write {path}: unknown image extension (use one of {sorted(IMAGE_EXTENSIONS)})")
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise DataError(f"cannot write {path}: expected an HWC array, got shape {array.shape}")
+    float_ok = ext in (".tif", ".tiff") and array.dtype == np.float32
+    if array.dtype not in (np.uint8, np.uint16) and not float_ok:
+        raise DataError(f"cannot write {path}: dtype {array.dtype} (expected uint8 or uint16)")
+    try:
+        data = _encode(array, ext, path)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot write {path}: {exc}") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden temp file in the same folder: list_images skips it and os.replace is atomic there.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _encode(array: np.ndarray, ext: str, path: Path) -> bytes:
+    channels = array.shape[2]
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        buf = io.BytesIO()
+        rgb = channels in (3, 4)
+        tifffile.imwrite(buf, array if channels > 1 else array[..., 0], photometric="rgb" if rgb else "minisblack",
+                         planarconfig="contig", extrasamples=[2] * (channels - 3) if rgb and channels > 3 else None,
+                         compression="zlib")
+        return buf.getvalue()
+    if ext in _EIGHT_BIT_ONLY:
+        array = to_uint8(array)
+        if channels not in (1, 3) and ext in (".jpg", ".jpeg"):
+            raise DataError(f"cannot write {path}: JPEG stores 1 or 3 channels, not {channels} (use .png)")
+    if array.dtype == np.uint8 and channels in (1, 2, 3, 4):
+        buf = io.BytesIO()
+        extra = {"quality": 95} if ext in (".jpg", ".jpeg", ".webp") else {}
+        Image.fromarray(array[..., 0] if channels == 1 else array).save(buf, _PIL_FORMATS[ext], **extra)
+        return buf.getvalue()
+    if channels not in (1, 3, 4):
+        depth = "16-bit " if array.dtype == np.uint16 else ""
+        raise DataError(f"cannot write {path}: {depth}{ext} cannot store {channels} channels (use .tif)")
+    bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGRA) if channels > 1 else array
+    ok, encoded = cv2.imencode(ext, bgr)
+    if not ok:
+        raise DataError(f"cannot encode {path} with OpenCV")
+    return encoded.tobytes()

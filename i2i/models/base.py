@@ -1,0 +1,114 @@
+"""The model contract: one GAN algorithm's update order, written out; no devices, AMP, DDP or checkpoints."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar, Iterator, Protocol
+
+import torch
+from torch import nn
+
+from ..errors import RecipeError
+from ..registry import NETS, config_value
+
+
+class StepContext(Protocol):
+    """What the trainer hands a model each step (a 15-line plain-torch version drives unit tests)."""
+
+    step: int
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        """zero_grad, backward, clip, optimizer step for one optimizer group."""
+
+    def frozen(self, *names: str) -> contextlib.AbstractContextManager[tuple[nn.Module, ...]]:
+        """No gradients for these nets inside the block; yields the unwrapped modules."""
+
+
+class GANModel:
+    """Base of every model: names its nets, optimizer groups, exported nets and the group order per step."""
+
+    nets_required: ClassVar[tuple[str, ...]] = ()
+    losses_required: ClassVar[tuple[str, ...]] = ()
+    losses_optional: ClassVar[tuple[str, ...]] = ()
+    optim_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
+    export: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[tuple[str, ...]] = ("d", "g")
+    directions: ClassVar[dict[str, str]] = {}  # translate direction -> exported generator name
+
+    def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module]):
+        self.nets = nets
+        self.losses = losses
+
+    # -- one training step
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        out = self.generate(batch)
+        logs: dict[str, torch.Tensor] = {}
+        for group in self.order:
+            logs.update(getattr(self, f"{group}_step")(batch, out, ctx))
+        return {k: v.detach() for k, v in logs.items()}
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Rows of the sample grid (each (B, C, H, W) in [-1, 1]) for a fixed batch, nets in eval mode."""
+        raise NotImplementedError
+
+    def state_objects(self) -> dict[str, Any]:
+        """Stateful helpers (image pools...) to checkpoint with the run; each has state_dict/load_state_dict."""
+        return {}
+
+    # -- recipe checks, before anything is built
+    @classmethod
+    def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:
+        """Cross-field checks (channels, sizes) for this model's recipe; raise RecipeError."""
+
+    @staticmethod
+    def net_arg(recipe: dict, name: str, arg: str) -> Any:
+        cfg = recipe["nets"][name]
+        return config_value(NETS.get(cfg["type"]), cfg, arg)
+
+    @classmethod
+    def check_channels(cls, recipe: dict, net: str, arg: str, expected: int, why: str, *, file: str) -> None:
+        got = cls.net_arg(recipe, net, arg)
+        if got is not None and got != expected:
+            raise RecipeError(f"must be {expected}: {why}", file=file, key=f"nets.{net}.{arg}", value=got)
+
+    @classmethod
+    def check_size(cls, recipe: dict, net: str, size: int | None, *, file: str) -> None:
+        """The crop size must suit the net: a multiple of its size_multiple and at least its min_size."""
+        if size is None:
+            return
+        cfg = recipe["nets"][net]
+        net_cls = NETS.get(cfg["type"])
+        kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        multiple = net_cls.size_multiple(**kwargs) if hasattr(net_cls, "size_multiple") else 1
+        minimum = net_cls.min_size(**kwargs) if hasattr(net_cls, "min_size") else 1
+        if size % multiple:
+            lower, upper = size - size % multiple, size - size % multiple + multiple
+            sizes = f"{lower} or {upper}" if lower else f"{upper}"
+            raise RecipeError(f"crop size must be divisible by {multiple} for nets.{net} "
+                              f"({cfg['type']}); use {sizes}, or change the net",
+                              file=file, key="data.size", value=size)
+        if size < minimum:
+            raise RecipeError(f"crop size is below the smallest input nets.{net} ({cfg['type']}) accepts "
+                              f"({minimum})", file=file, key="data.size", value=size)
+
+
+def set_requires_grad(nets: tuple[nn.Module, ...], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def frozen_modules(*modules: nn.Module) -> Iterator[tuple[nn.Module, ...]]:
+    """Freeze parameters inside the block, restoring each one's previous flag afterwards."""
+    saved = [[p.requires_grad for p in m.parameters()] for m in modules]
+    set_requires_grad(modules, False)
+    try:
+        yield modules
+    finally:
+        for m, flags in zip(modules, saved):
+            for p, f in zip(m.parameters(), flags):
+                p.requires_grad_(f)

@@ -1,0 +1,52 @@
+"""pix2pix (Isola et al. 2017, arXiv:1611.07004): conditional GAN on cat(A, B) plus L1 to the ground truth."""
+from __future__ import annotations
+
+import torch
+
+from ..registry import MODELS
+from .base import GANModel
+
+
+@MODELS.register("pix2pix")
+class Pix2Pix(GANModel):
+    """Paired translation A -> B: G(real_a) = fake_b; D sees (real_a, real_b) and (real_a, fake_b)."""
+
+    nets_required = ("g", "d")
+    losses_required = ("adv", "l1")
+    optim_groups = {"g": ("g",), "d": ("d",)}
+    export = ("g",)
+    order = ("d", "g")  # the reference updates D on the current fake, then G against the updated D
+    directions = {"AtoB": "g"}
+
+    def generate(self, batch):
+        return {"fake_b": self.nets["g"](batch["real_a"])}
+
+    def d_step(self, batch, out, ctx):
+        d, real_a = self.nets["d"], batch["real_a"]
+        fake_ab = torch.cat([real_a, out["fake_b"].detach()], 1)
+        real_ab = torch.cat([real_a, batch["real_b"]], 1)
+        loss = self.losses["adv"].discriminator(d(real_ab), d(fake_ab))
+        ctx.update("d", loss)
+        return {"d/adv": loss}
+
+    def g_step(self, batch, out, ctx):
+        with ctx.frozen("d") as (d,):
+            adv = self.losses["adv"].generator(d(torch.cat([batch["real_a"], out["fake_b"]], 1)))
+        l1 = self.losses["l1"](out["fake_b"], batch["real_b"])
+        ctx.update("g", adv + l1)
+        return {"g/adv": adv, "g/l1": l1}
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        return [batch["real_a"], self.nets["g"](batch["real_a"]), batch["real_b"]]
+
+    @classmethod
+    def validate(cls, recipe, data_channels, *, file):
+        a, b = data_channels["real_a"], data_channels["real_b"]
+        cls.check_channels(recipe, "g", "in_channels", a, f"data gives real_a with {a} channel(s)", file=file)
+        cls.check_channels(recipe, "g", "out_channels", b, f"data gives real_b with {b} channel(s)", file=file)
+        cls.check_channels(recipe, "d", "in_channels", a + b,
+                           f"pix2pix feeds D cat(real_a, fake_b) = {a} + {b} channels", file=file)
+        size = recipe["data"].get("size")
+        cls.check_size(recipe, "g", size, file=file)
+        cls.check_size(recipe, "d", size, file=file)

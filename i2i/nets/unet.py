@@ -1,0 +1,83 @@
+"""pix2pix's U-Net generator (Isola et al. 2017)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
+from ..registry import NETS
+
+
+def _upsample(cin: int, cout: int, kind: str, bias: bool) -> nn.Module:
+    if kind == "transposed":
+        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
+    if kind == "resize":  # nearest + conv avoids the checkerboard of overlapping transposed kernels
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias))
+    raise ValueError(f"unknown upsample '{kind}'; valid: transposed, resize")
+
+
+@NETS.register("unet_generator")
+class UNetGenerator(nn.Module):
+    """pix2pix U-Net (Isola et al. 2017, arXiv:1611.07004): (B, in, H, W) -> (B, out, H, W); H, W % 2**depth == 0."""
+
+    smoke_args: ClassVar[dict] = {"base_channels": 4, "depth": 3}
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64, depth: int = 8,
+                 norm: Norm = "batch", dropout: float = 0.5, dropout_blocks: int = 3,
+                 upsample: Literal["transposed", "resize"] = "transposed", init: Init = "normal",
+                 init_gain: float = 0.02):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if dropout_blocks < 0 or not 0 <= dropout < 1:
+            raise ValueError(f"need dropout_blocks >= 0 and 0 <= dropout < 1, got {dropout_blocks}, {dropout}")
+        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
+        chans = [base_channels * min(2 ** i, 8) for i in range(depth)]
+        bias = conv_bias(norm)
+        # dropout (pix2pix's only noise) sits in the decoder levels right above the bottleneck
+        dropped = min(dropout_blocks, depth - 2) if dropout > 0 else 0
+        self.downs, self.ups = nn.ModuleList(), nn.ModuleList()
+        for i, c in enumerate(chans):
+            innermost = i == depth - 1
+            normed = 0 < i < depth - 1  # raw pixels in, and a 1x1 bottleneck at full depth: no norm there
+            down: list[nn.Module] = [nn.Conv2d(in_channels if i == 0 else chans[i - 1], c, 4, 2, 1,
+                                               bias=bias if normed else True)]
+            down += [norm_layer(norm, c)] if normed else []
+            # the reference's in-place LeakyReLU also activates the skip features; keep that behaviour
+            down += [] if innermost else [nn.LeakyReLU(0.2, True)]
+            self.downs.append(nn.Sequential(*down))
+            cout = out_channels if i == 0 else chans[i - 1]
+            up: list[nn.Module] = [nn.ReLU(True), _upsample(c if innermost else 2 * c, cout, upsample,
+                                                            bias if i > 0 else True)]
+            up += [norm_layer(norm, cout)] if i > 0 else [nn.Tanh()]
+            up += [nn.Dropout(dropout)] if depth - 1 - dropped <= i < depth - 1 else []
+            self.ups.append(nn.Sequential(*up))
+        init_weights(self, init, init_gain)
+
+    @classmethod
+    def size_multiple(cls, **kwargs: Any) -> int:
+        return 2 ** kwargs.get("depth", 8)
+
+    @classmethod
+    def min_size(cls, **kwargs: Any) -> int:
+        return cls.size_multiple(**kwargs)
+
+    def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
+        m = self.size_multiple(depth=self.depth)
+        side = -(-max(size, m) // m) * m
+        return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = 2 ** self.depth
+        if not torch.jit.is_tracing() and (x.shape[-2] % m or x.shape[-1] % m):
+            raise ValueError(f"UNetGenerator(depth={self.depth}) needs H and W divisible by {m}, "
+                             f"got {tuple(x.shape[-2:])}")
+        feats = []
+        for down in self.downs:
+            x = down(x)
+            feats.append(x)
+        for i in reversed(range(self.depth)):
+            x = self.ups[i](x if i == self.depth - 1 else torch.cat([feats[i], x], 1))
+        return x
