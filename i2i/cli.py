@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     from .engine.trainer import Trainer
     result = Trainer(recipe, resume=args.resume).fit()
-    _json(result)
+    if os.environ.get("RANK", "0") == "0":  # one summary line, from the main process of a launched run
+        _json(result)
     return 0
 
 
@@ -132,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="i2i: %(message)s")
+    if not args.verbose:  # Accelerate logs every file it saves at INFO
+        logging.getLogger("accelerate").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except I2IError as exc:

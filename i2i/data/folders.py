@@ -128,7 +128,7 @@ def _match(folder_a: Path, folder_b: Path, expected: str) -> list[tuple[Path, Pa
 
 @DATASETS.register("paired_folder")
 class PairedFolder(FolderDataset):
-    """Paired (pix2pix): root/<split>/*.png as A|B side by side, or root/<split>/A/ + B/ -> real_a, real_b, path_a, path_b."""
+    """Paired (pix2pix): <split>/*.png as A|B side by side, or <split>/A/ + <split>/B/ -> real_a, real_b, path_a, path_b."""
 
     def __init__(self, *, root: str, split: str = "train", layout: Literal["aligned", "folders"] = "aligned",
                  direction: Literal["AtoB", "BtoA"] = "AtoB", a_channels: int = 3, b_channels: int = 3,
@@ -175,7 +175,7 @@ class PairedFolder(FolderDataset):
 
 @DATASETS.register("unpaired_folder")
 class UnpairedFolder(FolderDataset):
-    """Unpaired (CycleGAN): root/<split>A/ and root/<split>B/; B drawn at random per sample -> real_a, real_b, path_a, path_b."""
+    """Unpaired (CycleGAN): <split>A/ and <split>B/, B drawn at random per sample -> real_a, real_b, path_a, path_b."""
 
     def __init__(self, *, root: str, split: str = "train", a_channels: int = 3, b_channels: int = 3,
                  size: int = 256, load_size: int | None = None, flip: bool = True, transforms: list | None = None,
@@ -208,7 +208,7 @@ class UnpairedFolder(FolderDataset):
 
 @DATASETS.register("single_folder")
 class SingleFolder(FolderDataset):
-    """One domain: every image under root/<split>/ if that folder exists, else under root (recursive) -> real_a, path_a."""
+    """One domain: all images under root/<split>/ if that folder exists, else under root -> real_a, path_a."""
 
     def __init__(self, *, root: str, split: str = "train", channels: int = 3, size: int = 256,
                  load_size: int | None = None, flip: bool = True, transforms: list | None = None,
