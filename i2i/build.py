@@ -31,6 +31,7 @@ class TrainConfig:
     grad_clip: float | None = None
     tensorboard: bool = True
     cpu: bool = False
+    cpu_threads: int | None = None  # CPU training: intra-op threads per process (default: cores / local processes)
 
 
 @dataclass

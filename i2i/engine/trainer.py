@@ -124,6 +124,9 @@ class Trainer:
             mixed_precision=cfg.mixed_precision, cpu=device.type == "cpu", log_with=trackers,
             project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")))
         main = accelerator.is_main_process
+        if accelerator.device.type == "cpu":
+            # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise: share the cores out instead
+            torch.set_num_threads(cfg.cpu_threads or max(1, len(os.sched_getaffinity(0)) // _local_processes()))
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
@@ -314,6 +317,10 @@ def _planned_device(force_cpu: bool) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
     return torch.device("cpu")
+
+
+def _local_processes() -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def _has_tensorboard() -> bool:
