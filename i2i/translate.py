@@ -104,7 +104,6 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
             tensor = to_tensor(to_float(adapt_channels(source, in_c)))
         except (DataError, ValueError, OSError) as exc:
             failed.append({"file": str(path), "error": str(exc)})
-            log.warning("skipped %s: %s", path, exc)
             continue
         item = _Item(path, path.relative_to(input_dir), tensor, source)
         if pending and (pending[0].tensor.shape != tensor.shape or len(pending) >= batch_size):
