@@ -127,6 +127,7 @@ def bench(model_name: str, size: int, warmup: int, steps: int, repeats: int) -> 
     torch.set_flush_denormal(False)
     ref_opts = optimizers(recipe, model, foreach=False)
     baseline = timed(lambda: reference_step(model_name, model, ref_opts, batch), warmup, steps, repeats)
+    set_requires_grad(tuple(model.nets.values()), True)  # the reference loop leaves some nets frozen
     torch.set_flush_denormal(True)
     ctx = Ctx(model, optimizers(recipe, model, foreach=True))
     ours = timed(lambda: model.train_step(batch, ctx), warmup, steps, repeats)
