@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from torch import nn
 
 from .errors import RecipeError
+from .models.base import GANModel as GANModelBase
 from .optim import OPTIMIZERS, SCHEDULES, build_optimizer
 from .recipe import Recipe
 from .registry import DATASETS, LOSSES, MODELS, NETS, check_arguments, load_plugins
@@ -51,6 +53,20 @@ class EMAConfig:
 
     decay: float = 0.999
     start_step: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """The recipe's ``eval:`` section: score a conditional generator with a classifier during training."""
+
+    classifier: str
+    every: int = 500
+    per_class: int = 50
+    data: str | None = None          # labeled root for real images and classifier training (default: data.root)
+    split: str = "test"
+    real_images: int = 2000
+    build_if_missing: bool = False   # train the classifier first if ``classifier`` does not exist yet
+    classifier_steps: int = 600
 
 
 @dataclass
@@ -127,6 +143,17 @@ def validate_recipe(recipe: Recipe) -> None:
         decay = EMAConfig(**recipe["ema"]).decay
         if not 0 < decay < 1:
             raise RecipeError("decay must be between 0 and 1", file=file, key="ema.decay", value=decay)
+    if recipe.get("eval") is not None:
+        check_arguments(EvalConfig, recipe["eval"], key="eval", file=file)
+        ev = EvalConfig(**recipe["eval"])
+        _positive(ev, ("every", "per_class", "real_images"), "eval", file)
+        if not hasattr(model_cls, "export_info") or model_cls.export_info is GANModelBase.export_info:
+            raise RecipeError(f"model '{recipe['model']['type']}' has no classifier-based evaluation", file=file,
+                              key="eval")
+        if not ev.build_if_missing and not (Path(ev.classifier) / "meta.json").is_file():
+            raise RecipeError("no classifier export here; train one with `i2i classifier DATA --output "
+                              f"{ev.classifier}` or set eval.build_if_missing: true", file=file,
+                              key="eval.classifier", value=ev.classifier)
     check_arguments(TrainConfig, recipe["train"], key="train", file=file)
     train = TrainConfig(**recipe["train"])
     _positive(train, ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"),
@@ -146,6 +173,7 @@ def build(recipe: Recipe) -> Parts:
     losses = {name: LOSSES.build(cfg, key=f"losses.{name}", file=file) for name, cfg in recipe["losses"].items()}
     model = MODELS.build(recipe["model"], key="model", file=file, nets=nets, losses=losses)
     dataset = DATASETS.build(data_cfg, key="data", file=file)
+    model.check_data(dataset, file=file)
     ema = EMAConfig(**recipe["ema"]) if recipe.get("ema") is not None else None
     return Parts(recipe=recipe, model=model, nets=nets, losses=losses, dataset=dataset,
                  train=TrainConfig(**recipe["train"]), loader=LoaderConfig(**loader_cfg), ema=ema)

@@ -41,5 +41,6 @@ def export_checkpoint(path: str | Path, output: str | Path | None = None) -> Pat
     run_dir = path.parent.parent
     out = Path(output) if output else run_dir / f"export_step_{state['step']:08d}"
     meta = {"model": recipe["model"]["type"], "step": state["step"], "ema": recipe.get("ema") is not None,
-            "directions": dict(model_cls.directions), "name": recipe["name"], "from_checkpoint": str(path)}
+            "directions": dict(model_cls.directions), "name": recipe["name"], "from_checkpoint": str(path),
+            **state.get("export_info", {})}
     return write_export(recipe, sds, out, meta)

@@ -65,6 +65,47 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .export import load_export
+    from .sample import sample_export
+    device = _device(args.device)
+    export = load_export(args.export, device=device)
+    classes = [c for c in args.classes.split(",") if c] if args.classes else None
+    _json(sample_export(export, args.output, per_class=args.per_class, classes=classes, columns=args.columns,
+                        seed=args.seed, traverse=not args.no_traverse, device=device))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.labeled import load_labeled_arrays
+    from .export import load_export
+    from .metrics.conditional import evaluate_generator
+    device = _device(args.device)
+    export = load_export(args.export, device=device)
+    classifier_dir = args.classifier or (export.recipe.get("eval") or {}).get("classifier")
+    if not classifier_dir:
+        raise I2IError("no evaluation classifier: pass --classifier DIR (train one with "
+                       f"`i2i classifier {args.data} --output DIR`)")
+    classifier = load_export(classifier_dir, device=device).nets["classifier"]
+    g = export.nets.get("g")
+    if g is None or not hasattr(g, "z_dim"):
+        raise I2IError(f"{export.path}: `i2i eval` scores conditional generators (cgan, acgan, infogan)")
+    x, _, _ = load_labeled_arrays(args.data, args.split, g.out_channels, g.size)
+    figures = evaluate_generator(g, classifier, torch.as_tensor(x[: args.real_images]), per_class=args.per_class,
+                                 seed=args.seed, device=device)
+    _json({"export": str(export.path), "classifier": str(classifier_dir), **figures})
+    return 0
+
+
+def cmd_classifier(args: argparse.Namespace) -> int:
+    from .metrics.classifier import train_classifier
+    _json(train_classifier(args.data, args.output, channels=args.channels, size=args.size, steps=args.steps,
+                           batch_size=args.batch_size, seed=args.seed, device=_device(args.device)))
+    return 0
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     from .build import _import_builtins
     from .optim import OPTIMIZERS, SCHEDULES
@@ -123,6 +164,46 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", help="checkpoint folder (runs/x/checkpoints/step_N) or run folder")
     e.add_argument("--output", "-o", default=None, help="export folder (default: <run>/export_step_N)")
     e.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("sample", help="sample a conditional generator (class grid, per-class folders, traversals)",
+                       description="Writes grid.png (one row per class, the same noise down each column), "
+                                   "N images per class into per-class folders, and for InfoGAN traverse_cont*.png. "
+                                   "Seeds make the output reproducible. Ends with one JSON line.")
+    s.add_argument("export", help="export folder, or a run folder holding export/")
+    s.add_argument("--output", "-o", required=True)
+    s.add_argument("--per-class", type=int, default=0, help="images per class written into <output>/<class>/")
+    s.add_argument("--classes", default=None, help="comma-separated class names or indices (default: all)")
+    s.add_argument("--columns", type=int, default=10, help="noise vectors (columns) in the grid and traversals")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-traverse", action="store_true", help="skip InfoGAN latent traversals")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_sample)
+
+    ev = sub.add_parser("eval", help="score a conditional generator with the evaluation classifier",
+                        description="Class accuracy of generated samples (InfoGAN: after matching code values to "
+                                    "classes) and Frechet distance in the classifier's feature space. Last line: JSON.")
+    ev.add_argument("export", help="export folder, or a run folder holding export/")
+    ev.add_argument("--data", required=True, help="labeled data (class folders or .npz) for the real images")
+    ev.add_argument("--classifier", default=None, help="classifier export (default: the recipe's eval.classifier)")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--per-class", type=int, default=100)
+    ev.add_argument("--real-images", type=int, default=5000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_eval)
+
+    cl = sub.add_parser("classifier", help="train the evaluation classifier on labeled data",
+                        description="Train a small CNN on the train split of DATA (class folders or .npz) and save "
+                                    "it as an export for `i2i eval` and recipes' eval.classifier. Last line: JSON.")
+    cl.add_argument("data")
+    cl.add_argument("--output", "-o", required=True)
+    cl.add_argument("--channels", type=int, default=1)
+    cl.add_argument("--size", type=int, default=32)
+    cl.add_argument("--steps", type=int, default=600)
+    cl.add_argument("--batch-size", type=int, default=128)
+    cl.add_argument("--seed", type=int, default=0)
+    cl.add_argument("--device", default="auto")
+    cl.set_defaults(func=cmd_classifier)
 
     r = sub.add_parser("recipes", help="list registered components and bundled recipes",
                        description="List every registered model, net, loss, data set, optimizer and schedule.")

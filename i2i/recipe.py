@@ -12,7 +12,7 @@ import yaml
 from .errors import RecipeError
 
 TOP_LEVEL_KEYS = ("name", "seed", "plugins", "data", "model", "nets", "losses", "optim", "schedule", "ema",
-                  "train", "translate")
+                  "train", "eval", "translate")
 SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
@@ -64,10 +64,14 @@ def _unshare(node: Any) -> Any:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
-    """Mappings merge key by key; any other value (lists included) replaces the base value."""
+    """Mappings merge key by key; any other value (lists included) replaces the base value.
+
+    A component mapping whose ``type:`` changes replaces the base component: its arguments belong to another class.
+    """
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if (isinstance(v, dict) and isinstance(out.get(k), dict)
+                and not ("type" in v and v["type"] != out[k].get("type"))):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -166,7 +170,7 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
     for section in ("data", "model", "nets", "losses", "optim", "train"):
         if section not in data:
             raise RecipeError(f"missing section '{section}:'", file=file, key=section)
-    for section in ("data", "model", "nets", "losses", "optim", "train", "schedule", "translate"):
+    for section in ("data", "model", "nets", "losses", "optim", "train", "schedule", "eval", "translate"):
         if section in data and data[section] is not None and not isinstance(data[section], dict):
             raise RecipeError("this section must be a mapping", file=file, key=section, value=data[section])
     data.setdefault("name", default_name(path))

@@ -38,6 +38,12 @@ def test_base_deep_merge_and_list_replacement(tmp_path):
     assert "base" not in r and r["name"] == "child"
 
 
+def test_a_changed_type_replaces_the_base_component(tmp_path):
+    write_recipe(tmp_path / "child.yaml", {"base": str(PIX2PIX), "nets": {"d": {"type": "pixel_discriminator",
+                                                                                "in_channels": 6}}})
+    assert load_recipe(tmp_path / "child.yaml")["nets"]["d"] == {"type": "pixel_discriminator", "in_channels": 6}
+
+
 def test_overrides_are_yaml_values():
     r = load_recipe(PIX2PIX, ["train.max_steps=500", "data.root=/x/y", "nets.g.dropout=0.0", "optim.g.betas=[0.9, 0.99]"])
     assert r["train"]["max_steps"] == 500 and r["data"]["root"] == "/x/y"
@@ -48,8 +54,8 @@ def test_overrides_are_yaml_values():
 def test_golden_unknown_override_path():
     assert error_of(PIX2PIX, "trian.max_steps=5") == (
         f"file {PIX2PIX}, key 'trian': override names a key that is not in the recipe (got 'trian') "
-        "(did you mean 'train'?); valid: data, ema, losses, model, name, nets, optim, plugins, schedule, seed, train, "
-        "translate")
+        "(did you mean 'train'?); valid: data, ema, eval, losses, model, name, nets, optim, plugins, schedule, seed, "
+        "train, translate")
 
 
 def test_golden_number_like_string():
@@ -61,7 +67,8 @@ def test_golden_number_like_string():
 def test_golden_unknown_net_type():
     assert error_of(PIX2PIX, "nets.g.type=unet") == (
         f"file {PIX2PIX}, key 'nets.g.type': unknown net type (got 'unet') (did you mean 'unet_generator'?); "
-        "valid: patchgan, pixel_discriminator, resnet_generator, unet_generator")
+        "valid: aux_discriminator, dcgan_discriminator, dcgan_generator, image_classifier, patchgan, pixel_discriminator, "
+        "resnet_generator, unet_generator")
 
 
 def test_golden_bad_choice():

@@ -172,6 +172,7 @@ class Trainer:
         ctx = TrainContext(accelerator, model.nets, optimizers, model.optim_groups, cfg.grad_clip)
         loader = self._loader(parts, accelerator, start)
         fixed = self._fixed_batch(parts, accelerator.device)
+        scorer = Scorer.for_recipe(recipe, parts, accelerator) if recipe.get("eval") else None
         if trackers and main:
             accelerator.init_trackers(recipe["name"])
 
@@ -206,12 +207,14 @@ class Trainer:
                 sums, count, tick = {}, 0, time.perf_counter()
             if main and (step % cfg.sample_every == 0 or step == cfg.max_steps):
                 self._sample(model, fixed, run_dir / "samples" / f"step_{step:07d}.png", accelerator)
+            if scorer and main and (step % scorer.every == 0 or step == cfg.max_steps):
+                summary.update(scorer.score(model, emas, run_dir, step, accelerator))
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                self._checkpoint(accelerator, run_dir, step, model, cfg.keep_checkpoints)
+                self._checkpoint(accelerator, run_dir, step, model, cfg.keep_checkpoints, parts)
         bar.close()
         in_sync = self._ranks_in_sync(accelerator, model) if accelerator.num_processes > 1 else None
         if main:
-            self._export(accelerator, run_dir, step, model, emas)
+            self._export(accelerator, run_dir, step, model, emas, parts)
         accelerator.wait_for_everyone()
         accelerator.end_training()
         elapsed = time.perf_counter() - t0
@@ -278,7 +281,7 @@ class Trainer:
             model.nets = wrapped
         save_grid(rows, path)
 
-    def _checkpoint(self, accelerator, run_dir: Path, step: int, model, keep: int) -> None:
+    def _checkpoint(self, accelerator, run_dir: Path, step: int, model, keep: int, parts: Parts) -> None:
         """save_state into a temporary folder, then rename and move the ``latest`` pointer (never half-written)."""
         folder = run_dir / CHECKPOINTS
         final, tmp = folder / f"step_{step:08d}", folder / f".tmp_step_{step:08d}"
@@ -290,7 +293,8 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / "recipe.yaml").write_text(self.recipe.to_yaml(), encoding="utf-8")
-            state = {"step": step, "nets": list(model.nets_required), "export": list(model.export)}
+            state = {"step": step, "nets": list(model.nets_required), "export": list(model.export),
+                     "export_info": model.export_info(parts.dataset)}
             (tmp / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
             if final.exists():
                 shutil.rmtree(final)
@@ -310,19 +314,59 @@ class Trainer:
         every = accelerator.gather(sums.unsqueeze(0)).view(accelerator.num_processes, -1)
         return float((every - every[0]).abs().max())
 
-    def _export(self, accelerator, run_dir: Path, step: int, model, emas: dict) -> None:
+    def _export(self, accelerator, run_dir: Path, step: int, model, emas: dict, parts: Parts) -> None:
         sds = {}
         for name in model.export:
             if name in emas:
                 sds[name] = emas[name].module.state_dict()
             else:
                 sds[name] = accelerator.unwrap_model(model.nets[name]).state_dict()
-        write_export(self.recipe, sds, run_dir / "export", export_meta(self.recipe, model, step, bool(emas)))
+        meta = {**export_meta(self.recipe, model, step, bool(emas)), **model.export_info(parts.dataset)}
+        write_export(self.recipe, sds, run_dir / "export", meta)
 
 
 def export_meta(recipe: Recipe, model, step: int, ema: bool) -> dict:
     return {"model": recipe["model"]["type"], "step": step, "ema": ema, "directions": dict(model.directions),
             "name": recipe["name"]}
+
+
+class Scorer:
+    """Classifier-based scores of a conditional generator at ``eval.every`` steps (main process only)."""
+
+    def __init__(self, config, classifier, real: torch.Tensor):
+        self.config, self.every, self.classifier, self.real = config, config.every, classifier, real
+
+    @classmethod
+    def for_recipe(cls, recipe: Recipe, parts: Parts, accelerator) -> "Scorer":
+        from ..build import EvalConfig
+        from ..data.labeled import load_labeled_arrays
+        from ..export import load_export
+        from ..metrics.classifier import train_classifier
+        config = EvalConfig(**recipe["eval"])
+        data = config.data or recipe["data"]["root"]
+        channels, size = parts.dataset.channels["real"], recipe["data"].get("size", 32)
+        if accelerator.is_main_process and not (Path(config.classifier) / "meta.json").is_file():
+            log.info("eval: training the evaluation classifier on %s into %s", data, config.classifier)
+            figures = train_classifier(data, config.classifier, channels=channels, size=size,
+                                       steps=config.classifier_steps)
+            log.info("eval: classifier test accuracy %.4f", figures["test_accuracy"])
+        accelerator.wait_for_everyone()
+        classifier = load_export(config.classifier, device=accelerator.device).nets["classifier"]
+        x, _, _ = load_labeled_arrays(data, config.split, channels, size)
+        real = torch.as_tensor(x[: config.real_images])
+        return cls(config, classifier, real)
+
+    def score(self, model, emas: dict, run_dir: Path, step: int, accelerator) -> dict:
+        from ..metrics.conditional import evaluate_generator
+        g = emas["g"].module if "g" in emas else accelerator.unwrap_model(model.nets["g"])
+        figures = evaluate_generator(g, self.classifier, self.real, per_class=self.config.per_class,
+                                     device=accelerator.device)
+        logged = {f"eval/{k}": round(v, 5) for k, v in figures.items() if isinstance(v, float)}
+        accelerator.log(logged, step=step)
+        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **logged}) + "\n")
+        print(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in logged.items()), file=sys.stderr, flush=True)
+        return logged
 
 
 def _planned_device(force_cpu: bool) -> torch.device:

@@ -54,6 +54,13 @@ class GANModel:
         """Rows of the sample grid (each (B, C, H, W) in [-1, 1]) for a fixed batch, nets in eval mode."""
         raise NotImplementedError
 
+    def export_info(self, dataset: Any) -> dict:
+        """Extra metadata for the export (e.g. class names), taken from the built data set."""
+        return {}
+
+    def check_data(self, dataset: Any, *, file: str) -> None:
+        """Checks that need the built data set (e.g. its class count); raise RecipeError."""
+
     def state_objects(self) -> dict[str, Any]:
         """Stateful helpers (image pools...) to checkpoint with the run; each has state_dict/load_state_dict."""
         return {}

@@ -1,0 +1,190 @@
+"""Images with class labels (CGAN, ACGAN, InfoGAN, evaluation classifiers): class folders or MNIST-style .npz.
+
+Both sources go through the folder data sets' transform pipeline and ``(index, sample_seed)`` protocol; an item
+is ``{"real": (C, size, size) in [-1, 1], "y": int64 scalar, "path": str}``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError, RecipeError
+from ..registry import DATASETS
+from .folders import FolderDataset, Item, _images
+from .io import adapt_channels, to_float
+
+LIMIT_SEED = 0  # the fixed shuffle that ``limit`` takes its first N items from
+_SPLIT_NAMES = {"train", "test", "val", "valid", "validation"}
+_EXPECTED = ("a folder with one sub-folder of images per class (root/<split>/<class>/*.png or "
+             "root/<class>/*.png) or an MNIST-style .npz file (x_train, y_train, x_test, y_test, or x, y)")
+
+
+def _class_order(names: list[str]) -> list[str]:
+    """Sorted names; numerically when every name is an integer ('2' before '10')."""
+    try:
+        return sorted(names, key=int)
+    except ValueError:
+        return sorted(names)
+
+
+def _scan_folders(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """Files, class indices and class names of root/<split>/<class>/ (or root/<class>/ without that folder)."""
+    folder = root / split if (root / split).is_dir() else root
+    names = _class_order([d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")])
+    if folder == root and names and set(names) <= _SPLIT_NAMES:
+        raise DataError(f"{root} has no '{split}' folder (it has {', '.join(names)}); choose one with data.split")
+    if len(names) < 2:
+        raise DataError(f"{folder} has {len(names)} class sub-folder(s) ({', '.join(names) or 'none'}); a labeled "
+                        "data set needs at least 2: one sub-folder of images per class")
+    files, labels = [], []
+    for k, name in enumerate(names):
+        found = _images(folder / name, f"images of class '{name}' (an empty class folder is an error)")
+        files += found
+        labels += [k] * len(found)
+    return files, np.asarray(labels, dtype=np.int64), names
+
+
+def _load_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """Images as stored (N, H, W[, C]), class indices, class names, and the split's tag for ``path``."""
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"data root {path} is a file but not an .npz; expected {_EXPECTED}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = sorted(npz.files)
+            if f"x_{split}" in keys and f"y_{split}" in keys:
+                x_key, y_key, tag = f"x_{split}", f"y_{split}", split
+            elif "x" in keys and "y" in keys:
+                x_key, y_key, tag = "x", "y", "x"
+            else:
+                raise DataError(f"{path} has no arrays for split '{split}': expected x_{split} and y_{split} "
+                                f"(or a plain x and y); it has {', '.join(keys) or 'no arrays'}")
+            x, y = npz[x_key], npz[y_key]
+            # Labels of every split define the classes, so "3" has the same index in train and test.
+            all_y = [npz[k] for k in keys if k == "y" or k.startswith("y_")]
+            names = npz["class_names"] if "class_names" in keys else None
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError (object arrays) ...
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    where = f"{path}:{x_key}"
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 2, 3, 4)):
+        raise DataError(f"{where} has shape {x.shape}; expected (N, H, W) or (N, H, W, C) images")
+    if x.dtype not in (np.uint8, np.uint16) and x.dtype.kind != "f":
+        raise DataError(f"{where} has dtype {x.dtype}; expected uint8 (0..255), uint16 or float in [0, 1]")
+    if x.dtype.kind == "f" and x.size and (x.min() < 0 or x.max() > 1):
+        raise DataError(f"{where} holds floats in [{x.min():g}, {x.max():g}]; expected [0, 1] (or store uint8)")
+    y = _integer_labels(y, f"{path}:{y_key}")
+    if len(y) != len(x):
+        raise DataError(f"{path}: {x_key} has {len(x)} images but {y_key} has {len(y)} labels")
+    if names is not None:
+        names = [str(n) for n in names.reshape(-1)]
+        if len(y) and (y.min() < 0 or y.max() >= len(names)):
+            raise DataError(f"{path}:{y_key} has labels in [{y.min()}, {y.max()}] but class_names has "
+                            f"{len(names)} entries: labels must index class_names")
+        return x, y, names, tag
+    values = np.unique(np.concatenate([_integer_labels(a, f"{path}:labels") for a in all_y]))
+    return x, np.searchsorted(values, y).astype(np.int64), [str(v) for v in values], tag
+
+
+def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1:
+        raise DataError(f"{where} has shape {y.shape}; expected one integer class label per image (N,)")
+    if y.dtype.kind in "iu":
+        return y.astype(np.int64)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        return y.astype(np.int64)
+    raise DataError(f"{where} holds {y.dtype} labels that are not integers; expected integer class labels")
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
+        raise RecipeError("limit must be a positive integer or null", key="data.limit", value=limit)
+
+
+@DATASETS.register("labeled")
+class LabeledImages(FolderDataset):
+    """Class-labeled images from class folders or an MNIST-style .npz -> real, y, path."""
+
+    def __init__(self, *, root: str, split: str = "train", channels: int = 1, size: int = 32,
+                 load_size: int | None = None, flip: bool = False, transforms: list | None = None,
+                 cache: bool = True, demo: str | None = None, limit: int | None = None):
+        _check_limit(limit)
+        super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
+                         demo=demo, channels=self._channels(dict(channels=channels)))
+        if not self.root.exists():
+            raise DataError(f"data root {self.root} does not exist; expected {_EXPECTED}")
+        self.split = split
+        if self.root.is_file():
+            # The arrays stay in memory as loaded; items index them (no per-item copies, shared by forked workers).
+            self.images, labels, self.class_names, self._tag = _load_npz(self.root, split)
+            self.files = None
+        else:
+            self.files, labels, self.class_names = _scan_folders(self.root, split)
+        source = np.arange(len(labels))
+        if limit is not None:
+            source = np.sort(np.random.default_rng(LIMIT_SEED).permutation(len(labels))[:limit])
+        self._source = source  # item index -> index into files / the npz arrays
+        self.labels = labels[source]
+        self.num_classes = len(self.class_names)
+        if self.num_classes < 2:
+            raise DataError(f"{self.root} defines {self.num_classes} class(es); a labeled data set needs at least 2")
+
+    @classmethod
+    def channels_from_config(cls, **kwargs: Any) -> dict[str, int]:
+        _check_limit(kwargs.get("limit"))
+        return super().channels_from_config(**kwargs)
+
+    @classmethod
+    def _channels(cls, args: dict[str, Any]) -> dict[str, int]:
+        return {"real": args["channels"]}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, item: Item) -> dict[str, torch.Tensor | str]:
+        index, rng = self._index_and_rng(item)
+        source = int(self._source[index])
+        if self.files is not None:
+            path = self.files[source]
+            array = self._read(path)
+        else:
+            path = f"{self.root}#{self._tag}/{source}"
+            image = self.images[source]
+            array = to_float(image[..., None] if image.ndim == 2 else image)
+        out = self._finish({"real": self._adapt(array, "real", path, "channels")}, rng, {"path": path})
+        out["y"] = torch.tensor(int(self.labels[index]), dtype=torch.int64)
+        return out
+
+
+def load_labeled_arrays(root: str, split: str, channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """A whole split without augmentation (resize only): images (N, C, size, size) in [-1, 1], labels, names.
+
+    An .npz is resized in vectorised chunks (bilinear, antialiased); folders go through ``LabeledImages``.
+    """
+    LabeledImages.channels_from_config(root=root, channels=channels, size=size)  # argument checks
+    path = Path(root)
+    if not path.is_file():
+        ds = LabeledImages(root=root, split=split, channels=channels, size=size, cache=False)
+        images = torch.stack([ds[(i, 0)]["real"] for i in range(len(ds))])  # never empty: no empty class folders
+        return images, torch.from_numpy(ds.labels), ds.class_names
+    x, labels, names, _ = _load_npz(path, split)
+    out = torch.empty(len(x), channels, size, size)
+    for start in range(0, len(x), 2048):
+        chunk = to_float(x[start:start + 2048])
+        n, h, w = chunk.shape[:3]
+        chunk = chunk.reshape(n * h, w, -1)  # adapt_channels works on the last axis of an HWC array
+        try:
+            chunk = adapt_channels(chunk, channels)
+        except ValueError:
+            raise DataError(f"{path} images have {chunk.shape[2]} channels; channels={channels} cannot be made "
+                            "from them (1<->3 and dropping alpha are automatic)") from None
+        batch = torch.from_numpy(np.ascontiguousarray(chunk.reshape(n, h, w, channels))).permute(0, 3, 1, 2)
+        if (h, w) != (size, size):
+            batch = F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start:start + n] = batch.clamp(0, 1) * 2 - 1
+    return out, torch.from_numpy(labels), names

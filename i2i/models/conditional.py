@@ -1,0 +1,188 @@
+"""Label- and code-conditioned GANs from one DCGAN-style generator: CGAN, ACGAN and InfoGAN."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import RecipeError
+from ..registry import MODELS
+from .base import GANModel
+
+
+def sample_latent(g, n: int, device, *, y: torch.Tensor | None = None, cat_idx: list | None = None,
+                  cont: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict:
+    """z ~ N(0, I); labels and categorical codes uniform; continuous codes U(-1, 1). Given values are kept."""
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator).to(device)
+
+    def randint(k):
+        return torch.randint(0, k, (n,), generator=generator).to(device)
+
+    z = randn(n, g.z_dim)
+    if g.num_classes and y is None:
+        y = randint(g.num_classes)
+    cats = list(cat_idx) if cat_idx is not None else [randint(k) for k in g.cat_codes]
+    if cont is None and g.cont_codes:
+        cont = (torch.rand(n, g.cont_codes, generator=generator) * 2 - 1).to(device)
+    parts = [F.one_hot(i, k).float() for i, k in zip(cats, g.cat_codes)]
+    if g.cont_codes:
+        parts.append(cont)
+    c = torch.cat(parts, 1) if parts else None
+    return {"z": z, "y": y, "c": c, "cat_idx": cats, "cont": cont}
+
+
+def generate_images(g, codes: dict) -> torch.Tensor:
+    return g(codes["z"], codes["y"], codes["c"])
+
+
+class ConditionalGAN(GANModel):
+    """Shared parts: latent sampling, the class-grid visual, export info and recipe checks."""
+
+    nets_required = ("g", "d")
+    optim_groups = {"g": ("g",), "d": ("d",)}
+    export = ("g",)
+    order = ("d", "g")  # PyTorch-GAN's conditional GANs update G first; D first is the DCGAN/pix2pix order
+
+    def generate(self, batch):
+        g = self.nets["g"]
+        codes = sample_latent(_unwrap(g), batch["real"].shape[0], batch["real"].device)
+        return {"fake": generate_images(g, codes), "codes": codes}
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        """One row per class (or categorical code value), one column per fixed noise vector."""
+        g = self.nets["g"]
+        rows = g.num_classes or (g.cat_codes[0] if g.cat_codes else 1)
+        cols = 8
+        gen = torch.Generator().manual_seed(0)
+        z = torch.randn(cols, g.z_dim, generator=gen).to(batch["real"].device)
+        columns = []
+        for j in range(cols):
+            idx = torch.arange(rows, device=z.device)
+            codes = sample_latent(g, rows, z.device, y=idx if g.num_classes else None,
+                                  cat_idx=[idx] + [torch.zeros_like(idx)] * (len(g.cat_codes) - 1)
+                                  if g.cat_codes else None,
+                                  cont=torch.zeros(rows, g.cont_codes, device=z.device) if g.cont_codes else None)
+            codes["z"] = z[j:j + 1].expand(rows, -1)
+            columns.append(generate_images(g, codes))
+        return columns
+
+    def export_info(self, dataset) -> dict:
+        return {"kind": "conditional", "class_names": list(getattr(dataset, "class_names", []))}
+
+    @classmethod
+    def validate(cls, recipe, data_channels, *, file):
+        c = data_channels["real"]
+        cls.check_channels(recipe, "g", "out_channels", c, f"data gives images with {c} channel(s)", file=file)
+        cls.check_channels(recipe, "d", "in_channels", c, f"data gives images with {c} channel(s)", file=file)
+        size = recipe["data"].get("size", 32)
+        for net in ("g", "d"):
+            got = cls.net_arg(recipe, net, "size")
+            if got is not None and got != size:
+                raise RecipeError(f"must equal data.size ({size})", file=file, key=f"nets.{net}.size", value=got)
+        k_g, k_d = cls.net_arg(recipe, "g", "num_classes"), cls.net_arg(recipe, "d", "num_classes")
+        for net, k in (("g", k_g), ("d", k_d)):
+            if cls.needs_classes and not k:
+                raise RecipeError(f"{recipe['model']['type']} needs a class-conditioned {net}: set num_classes",
+                                  file=file, key=f"nets.{net}.num_classes", value=k)
+        if cls.needs_classes and k_g != k_d:
+            raise RecipeError(f"must equal nets.g.num_classes ({k_g})", file=file, key="nets.d.num_classes", value=k_d)
+
+    needs_classes = True
+
+    def check_data(self, dataset, *, file: str) -> None:
+        """After the data set is built: its class count must match the nets'."""
+        k = _unwrap(self.nets["g"]).num_classes
+        if k and getattr(dataset, "num_classes", k) != k:
+            raise RecipeError(f"the data set has {dataset.num_classes} classes ({', '.join(dataset.class_names[:12])})",
+                              file=file, key="nets.g.num_classes", value=k)
+
+
+def _unwrap(net):
+    return getattr(net, "module", net)
+
+
+@MODELS.register("cgan")
+class CGAN(ConditionalGAN):
+    """Conditional GAN (Mirza & Osindero 2014): G(z, y); D(x, y) judges image-label pairs."""
+
+    losses_required = ("adv",)
+
+    @classmethod
+    def validate(cls, recipe, data_channels, *, file):
+        super().validate(recipe, data_channels, file=file)
+        if cls.net_arg(recipe, "d", "conditioning") in (None, "none"):
+            raise RecipeError("CGAN's D must see the label", file=file, key="nets.d.conditioning",
+                              value=cls.net_arg(recipe, "d", "conditioning"), choices=["concat", "projection"])
+
+    def d_step(self, batch, out, ctx):
+        d, codes = self.nets["d"], out["codes"]
+        loss = self.losses["adv"].discriminator(d(batch["real"], batch["y"]), d(out["fake"].detach(), codes["y"]))
+        ctx.update("d", loss)
+        return {"d/adv": loss}
+
+    def g_step(self, batch, out, ctx):
+        with ctx.frozen("d") as (d,):
+            adv = self.losses["adv"].generator(d(out["fake"], out["codes"]["y"]))
+        ctx.update("g", adv)
+        return {"g/adv": adv}
+
+
+@MODELS.register("acgan")
+class ACGAN(ConditionalGAN):
+    """Auxiliary-classifier GAN (Odena et al. 2017): D also classifies real and generated images."""
+
+    losses_required = ("adv", "aux")
+
+    def d_step(self, batch, out, ctx):
+        d, y_fake = self.nets["d"], out["codes"]["y"]
+        real, fake = d(batch["real"]), d(out["fake"].detach())
+        adv = self.losses["adv"].discriminator(real["adv"], fake["adv"])
+        aux = 0.5 * (self.losses["aux"](real["class"], batch["y"]) + self.losses["aux"](fake["class"], y_fake))
+        ctx.update("d", adv + aux)
+        accuracy = (torch.cat([real["class"], fake["class"]]).argmax(1) == torch.cat([batch["y"], y_fake])).float()
+        return {"d/adv": adv, "d/aux": aux, "d/class_acc": accuracy.mean()}
+
+    def g_step(self, batch, out, ctx):
+        with ctx.frozen("d") as (d,):
+            pred = d(out["fake"])
+        adv = self.losses["adv"].generator(pred["adv"])
+        aux = self.losses["aux"](pred["class"], out["codes"]["y"])
+        ctx.update("g", adv + aux)
+        return {"g/adv": adv, "g/aux": aux}
+
+
+@MODELS.register("infogan")
+class InfoGAN(ConditionalGAN):
+    """InfoGAN (Chen et al. 2016): unsupervised codes c; D's Q head recovers c from G(z, c) (MI lower bound)."""
+
+    losses_required = ("adv", "info")
+    needs_classes = False
+
+    def d_step(self, batch, out, ctx):
+        d = self.nets["d"]
+        real, fake = d(batch["real"]), d(out["fake"].detach())
+        adv = self.losses["adv"].discriminator(real["adv"], fake["adv"])
+        info = self.losses["info"](fake, out["codes"])  # Q learns to read the codes back from (detached) fakes
+        ctx.update("d", adv + info)
+        return {"d/adv": adv, "d/info": info}
+
+    def g_step(self, batch, out, ctx):
+        with ctx.frozen("d") as (d,):
+            pred = d(out["fake"])
+        adv = self.losses["adv"].generator(pred["adv"])
+        info = self.losses["info"](pred, out["codes"])  # G makes the codes readable
+        ctx.update("g", adv + info)
+        return {"g/adv": adv, "g/info": info}
+
+    @classmethod
+    def validate(cls, recipe, data_channels, *, file):
+        super().validate(recipe, data_channels, file=file)
+        for arg in ("cat_codes", "cont_codes"):
+            g_val, d_val = cls.net_arg(recipe, "g", arg), cls.net_arg(recipe, "d", arg)
+            if (g_val or None) != (d_val or None):
+                raise RecipeError(f"must equal nets.g.{arg} ({g_val}): D's Q head reads back G's codes", file=file,
+                                  key=f"nets.d.{arg}", value=d_val)
+        if not cls.net_arg(recipe, "g", "cat_codes") and not cls.net_arg(recipe, "g", "cont_codes"):
+            raise RecipeError("InfoGAN needs latent codes: set cat_codes (e.g. [10]) and/or cont_codes",
+                              file=file, key="nets.g.cat_codes")
