@@ -1,6 +1,7 @@
 """Data: image I/O keeping channels and bit depth, albumentations transforms, folder data sets, demos.
 
-Importing this package registers the data sets ``paired_folder``, ``unpaired_folder`` and ``single_folder``.
+Importing this package registers the data sets ``paired_folder``, ``unpaired_folder``, ``single_folder`` and
+``labeled``.
 """
 from .demo import DEMOS, ensure_demo
 from .folders import FolderDataset, PairedFolder, SingleFolder, UnpairedFolder
