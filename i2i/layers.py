@@ -26,6 +26,15 @@ def conv_bias(norm: str) -> bool:
     return norm != "batch"
 
 
+def upsample2x(cin: int, cout: int, kind: str, bias: bool) -> nn.Module:
+    """x2 upsampling: a 4x4 stride-2 transposed conv, or nearest resize + 3x3 conv ("resize")."""
+    if kind == "transposed":
+        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
+    if kind == "resize":  # nearest + conv avoids the checkerboard of overlapping transposed kernels
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias))
+    raise ValueError(f"unknown upsample '{kind}'; valid: transposed, resize")
+
+
 def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
     """pix2pix/CycleGAN init: conv and linear weights by ``kind``, biases 0, BatchNorm weights N(1, gain)."""
     def apply(m: nn.Module) -> None:

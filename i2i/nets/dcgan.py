@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..errors import RecipeError
-from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
+from ..layers import Init, Norm, conv_bias, init_weights, norm_layer, upsample2x
 from ..registry import NETS, config_value
 
 SIZES = "sizes 4 * 2**k or 7 * 2**k with k >= 2 work: 16, 28, 32, 56, 64, 112, 128, 256, ..."
@@ -39,14 +39,6 @@ def _check_codes(cat_codes: list[int] | None, cont_codes: int, cont_logvar: bool
     if cont_logvar and not cont_codes:
         raise ValueError("cont_logvar needs cont_codes > 0")
     return cat_codes
-
-
-def _upsample(cin: int, cout: int, kind: str, bias: bool) -> nn.Module:
-    if kind == "transposed":
-        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
-    if kind == "resize":  # nearest + conv avoids the checkerboard of overlapping transposed kernels
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias))
-    raise ValueError(f"unknown upsample '{kind}'; valid: transposed, resize")
 
 
 class _FixedSize(nn.Module):
@@ -101,9 +93,9 @@ class DCGANGenerator(_FixedSize):
         self.project = nn.Linear(z_dim + label_dim + self.code_dim, c * s0 * s0, bias=bias)
         layers: list[nn.Module] = [norm_layer(norm, c), nn.ReLU(True)]
         for _ in range(k - 1):  # halve the channels while doubling the side; the k-th stage makes the image
-            layers += [_upsample(c, c // 2, upsample, bias), norm_layer(norm, c // 2), nn.ReLU(True)]
+            layers += [upsample2x(c, c // 2, upsample, bias), norm_layer(norm, c // 2), nn.ReLU(True)]
             c //= 2
-        self.body = nn.Sequential(*layers, _upsample(c, out_channels, upsample, True), nn.Tanh())
+        self.body = nn.Sequential(*layers, upsample2x(c, out_channels, upsample, True), nn.Tanh())
         init_weights(self, init, init_gain)
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor | None, ...]:

@@ -6,16 +6,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
+from ..layers import Init, Norm, conv_bias, init_weights, norm_layer, upsample2x
 from ..registry import NETS
-
-
-def _upsample(cin: int, cout: int, kind: str, bias: bool) -> nn.Module:
-    if kind == "transposed":
-        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
-    if kind == "resize":  # nearest + conv avoids the checkerboard of overlapping transposed kernels
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias))
-    raise ValueError(f"unknown upsample '{kind}'; valid: transposed, resize")
 
 
 @NETS.register("unet_generator")
@@ -49,7 +41,7 @@ class UNetGenerator(nn.Module):
             down += [] if innermost else [nn.LeakyReLU(0.2, True)]
             self.downs.append(nn.Sequential(*down))
             cout = out_channels if i == 0 else chans[i - 1]
-            up: list[nn.Module] = [nn.ReLU(True), _upsample(c if innermost else 2 * c, cout, upsample,
+            up: list[nn.Module] = [nn.ReLU(True), upsample2x(c if innermost else 2 * c, cout, upsample,
                                                             bias if i > 0 else True)]
             up += [norm_layer(norm, cout)] if i > 0 else [nn.Tanh()]
             up += [nn.Dropout(dropout)] if depth - 1 - dropped <= i < depth - 1 else []
