@@ -92,8 +92,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     g = export.nets.get("g")
     if g is None or not hasattr(g, "z_dim"):
         raise I2IError(f"{export.path}: `i2i eval` scores conditional generators (cgan, acgan, infogan)")
-    x, _, _ = load_labeled_arrays(args.data, args.split, g.out_channels, g.size)
-    figures = evaluate_generator(g, classifier, torch.as_tensor(x[: args.real_images]), per_class=args.per_class,
+    x, y, _ = load_labeled_arrays(args.data, args.split, g.out_channels, g.size)
+    figures = evaluate_generator(g, classifier, torch.as_tensor(x[: args.real_images]),
+                                 real_labels=torch.as_tensor(y[: args.real_images]), per_class=args.per_class,
                                  seed=args.seed, device=device)
     _json({"export": str(export.path), "classifier": str(classifier_dir), **figures})
     return 0

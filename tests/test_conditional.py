@@ -32,6 +32,15 @@ def test_mutual_information_loss_parts():
     assert loss.item() == pytest.approx(ce + 0.1 * 0.25, rel=1e-5)
 
 
+def test_within_class_diversity_sees_collapse():
+    from i2i.metrics.conditional import within_class_diversity
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    collapsed = torch.zeros(6, 1, 4, 4)
+    varied = torch.randn(6, 1, 4, 4)
+    assert within_class_diversity(collapsed, labels) == 0.0
+    assert within_class_diversity(varied, labels) > 0.5
+
+
 def test_frechet_distance_and_matching():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4000, 3))
@@ -122,6 +131,7 @@ def test_train_export_sample_eval(model, digits_root, tmp_path, capsys):
     assert main(["eval", str(out), "--data", str(digits_root), "--per-class", "5", "--device", "cpu"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.0 <= scores["class_accuracy"] <= 1.0 and scores["frechet_distance"] >= 0
+    assert scores["diversity"] >= 0 and scores["real_diversity"] > 0.1  # real digits of one class differ
 
 
 def test_acgan_learns_classes_on_digits(digits_root, tmp_path, capsys):

@@ -217,3 +217,14 @@ def test_discriminator_dropout_is_active_only_in_training():
         a, b = net(*x), net(*x)
         a, b = (a["adv"], b["adv"]) if isinstance(a, dict) else (a, b)
         assert torch.equal(a, b)
+
+
+def test_multiply_label_mode_ties_the_label_to_z():
+    from i2i.nets.dcgan import DCGANGenerator
+    g = DCGANGenerator(z_dim=8, num_classes=3, label_mode="multiply", base_channels=8).eval()
+    z = torch.randn(2, 8)
+    a, b = g(z, torch.tensor([0, 0])), g(z, torch.tensor([1, 1]))
+    assert not torch.allclose(a, b)  # the label matters
+    zero = torch.zeros(2, 8)
+    assert torch.allclose(g(zero, torch.tensor([0, 0])), g(zero, torch.tensor([2, 2])))  # only through z
+    assert g.project.in_features == 8  # nothing concatenated

@@ -333,8 +333,9 @@ def export_meta(recipe: Recipe, model, step: int, ema: bool) -> dict:
 class Scorer:
     """Classifier-based scores of a conditional generator at ``eval.every`` steps (main process only)."""
 
-    def __init__(self, config, classifier, real: torch.Tensor):
+    def __init__(self, config, classifier, real: torch.Tensor, real_labels: torch.Tensor):
         self.config, self.every, self.classifier, self.real = config, config.every, classifier, real
+        self.real_labels = real_labels
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, parts: Parts, accelerator) -> "Scorer":
@@ -352,15 +353,14 @@ class Scorer:
             log.info("eval: classifier test accuracy %.4f", figures["test_accuracy"])
         accelerator.wait_for_everyone()
         classifier = load_export(config.classifier, device=accelerator.device).nets["classifier"]
-        x, _, _ = load_labeled_arrays(data, config.split, channels, size)
-        real = torch.as_tensor(x[: config.real_images])
-        return cls(config, classifier, real)
+        x, y, _ = load_labeled_arrays(data, config.split, channels, size)
+        return cls(config, classifier, torch.as_tensor(x[: config.real_images]), torch.as_tensor(y[: config.real_images]))
 
     def score(self, model, emas: dict, run_dir: Path, step: int, accelerator) -> dict:
         from ..metrics.conditional import evaluate_generator
         g = emas["g"].module if "g" in emas else accelerator.unwrap_model(model.nets["g"])
-        figures = evaluate_generator(g, self.classifier, self.real, per_class=self.config.per_class,
-                                     device=accelerator.device)
+        figures = evaluate_generator(g, self.classifier, self.real, real_labels=self.real_labels,
+                                     per_class=self.config.per_class, device=accelerator.device)
         logged = {f"eval/{k}": round(v, 5) for k, v in figures.items() if isinstance(v, float)}
         accelerator.log(logged, step=step)
         with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:

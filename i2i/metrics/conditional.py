@@ -4,6 +4,8 @@
   is unsupervised, after the best one-to-one matching of code values to classes: Hungarian algorithm).
 - frechet_distance: Frechet distance between Gaussians fitted to the classifier's features of real and generated
   images (FID's formula, in a feature space that knows this data set).
+- diversity: mean per-pixel standard deviation among samples of one class (averaged over classes); with real labels,
+  real_diversity is the same figure for the real images. A generator that ignores z scores near 0.
 """
 from __future__ import annotations
 
@@ -41,8 +43,16 @@ def _batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
 
 
 @torch.no_grad()
+def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over classes of the per-pixel std among that class's images (images in [-1, 1])."""
+    stds = [images[labels == k].float().std(0).mean().item() for k in labels.unique() if (labels == k).sum() > 1]
+    return float(np.mean(stds)) if stds else 0.0
+
+
+@torch.no_grad()
 def evaluate_generator(g: torch.nn.Module, classifier: torch.nn.Module, real: torch.Tensor, *,
-                       per_class: int = 100, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+                       real_labels: torch.Tensor | None = None, per_class: int = 100, seed: int = 0,
+                       device: str | torch.device = "cpu") -> dict:
     """Sample ``per_class`` images for every class (or categorical code value) and score them."""
     was_training = g.training
     g.eval()
@@ -73,5 +83,8 @@ def evaluate_generator(g: torch.nn.Module, classifier: torch.nn.Module, real: to
     feats_fake = _batched(classifier.features, fake).cpu().numpy().astype(np.float64)
     feats_real = _batched(classifier.features, real.to(device).float()).cpu().numpy().astype(np.float64)
     out["frechet_distance"] = frechet_distance(feats_real, feats_fake)
+    out["diversity"] = within_class_diversity(fake.cpu(), wanted.cpu())
+    if real_labels is not None:
+        out["real_diversity"] = within_class_diversity(real.cpu(), torch.as_tensor(real_labels).cpu())
     g.train(was_training)
     return out

@@ -76,19 +76,22 @@ class DCGANGenerator(_FixedSize):
     smoke_args: ClassVar[dict] = {"z_dim": 8, "base_channels": 8, "size": 32, "num_classes": 3, "cat_codes": [3],
                                   "cont_codes": 2}
 
-    def __init__(self, z_dim: int = 100, num_classes: int = 0, label_mode: Literal["embedding", "onehot"] = "embedding",
+    def __init__(self, z_dim: int = 100, num_classes: int = 0, label_mode: Literal["embedding", "onehot", "multiply"] = "embedding",
                  embed_dim: int = 50, cat_codes: list[int] | None = None, cont_codes: int = 0, out_channels: int = 1,
                  size: int = 32, base_channels: int = 64, upsample: Literal["transposed", "resize"] = "transposed",
                  norm: Norm = "batch", init: Init = "normal", init_gain: float = 0.02):
         super().__init__()
         s0, k = _plan_or_raise("DCGANGenerator", size)
-        if label_mode not in ("embedding", "onehot"):
-            raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot")
+        if label_mode not in ("embedding", "onehot", "multiply"):
+            raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot, multiply")
         self.z_dim, self.num_classes, self.out_channels, self.size, self.s0 = z_dim, num_classes, out_channels, size, s0
         self.cat_codes, self.cont_codes = _check_codes(cat_codes, cont_codes), cont_codes
         self.code_dim = sum(self.cat_codes) + cont_codes
-        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes and label_mode == "embedding" else None
-        label_dim = 0 if not num_classes else embed_dim if self.embed is not None else num_classes
+        # "multiply" (PyTorch-GAN's ACGAN): z * embed(y), so the label cannot be used without z -- G cannot drop z
+        self.label_mode = label_mode
+        dim = z_dim if label_mode == "multiply" else embed_dim
+        self.embed = nn.Embedding(num_classes, dim) if num_classes and label_mode != "onehot" else None
+        label_dim = 0 if not num_classes or label_mode == "multiply" else dim if self.embed is not None else num_classes
         bias, c = conv_bias(norm), base_channels * 2 ** (k - 1)
         self.project = nn.Linear(z_dim + label_dim + self.code_dim, c * s0 * s0, bias=bias)
         layers: list[nn.Module] = [norm_layer(norm, c), nn.ReLU(True)]
@@ -111,7 +114,9 @@ class DCGANGenerator(_FixedSize):
         if (y is None) != (self.num_classes == 0):
             raise ValueError(f"DCGANGenerator(num_classes={self.num_classes}) needs y (B,) labels exactly when "
                              f"num_classes > 0; got y={'None' if y is None else tuple(y.shape)}")
-        if y is not None:
+        if y is not None and self.label_mode == "multiply":
+            parts[0] = z * self.embed(y)
+        elif y is not None:
             parts.append(self.embed(y) if self.embed is not None else F.one_hot(y, self.num_classes).to(z.dtype))
         if (c is None) != (self.code_dim == 0):
             raise ValueError(f"DCGANGenerator(code_dim={self.code_dim}) needs codes c exactly when code_dim > 0; "
