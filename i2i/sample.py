@@ -10,12 +10,18 @@ from .data.io import from_tensor, write_image
 from .errors import I2IError
 from .export import Export
 from .grid import save_grid
-from .models.conditional import generate_images, sample_latent
+from .models.conditional import class_grid, codes_for_rows, generate_images
+
+
+def _class_names(g, names: list[str]) -> list[str]:
+    """The export's class names, or the indices when it has none (InfoGAN codes)."""
+    k = g.num_classes or (g.cat_codes[0] if g.cat_codes else 0)
+    return names if len(names) == k else [str(i) for i in range(k)]
 
 
 def _classes(g, names: list[str], wanted: list[str] | None) -> list[int]:
-    k = g.num_classes or (g.cat_codes[0] if g.cat_codes else 0)
-    names = names if len(names) == k else [str(i) for i in range(k)]
+    names = _class_names(g, names)
+    k = len(names)
     if not wanted:
         return list(range(k))
     out = []
@@ -43,46 +49,27 @@ def sample_export(export: Export, output: str | Path, *, per_class: int = 0, cla
     rows = _classes(g, names, classes) if (g.num_classes or g.cat_codes) else [0]
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(columns, g.z_dim, generator=gen).to(device)
-    labelled = bool(g.num_classes)
     written = {}
-
-    def codes_for(row_ids: torch.Tensor, zs: torch.Tensor, cont: torch.Tensor | None = None) -> dict:
-        n = len(row_ids)
-        codes = sample_latent(g, n, device, y=row_ids if labelled else None,
-                              cat_idx=([row_ids] + [torch.zeros_like(row_ids)] * (len(g.cat_codes) - 1))
-                              if g.cat_codes else None,
-                              cont=cont if cont is not None else (torch.zeros(n, g.cont_codes, device=device)
-                                                                  if g.cont_codes else None), generator=gen)
-        codes["z"] = zs
-        return codes
-
     # class grid: one row per class (code value), the same noise down each column
     ids = torch.tensor(rows, device=device)
-    grid_cols = [generate_images(g, codes_for(ids, z[j:j + 1].expand(len(rows), -1))) for j in range(columns)]
-    written["grid"] = str(save_grid(grid_cols, output / "grid.png"))
+    written["grid"] = str(save_grid(class_grid(g, ids, z), output / "grid.png"))
     # InfoGAN: vary one continuous code from -2 to 2 (columns), one row per categorical value, z fixed
     if traverse and g.cont_codes:
-        values = torch.linspace(-2, 2, columns, device=device)
         for i in range(g.cont_codes):
             cols = []
-            for v in values:
+            for v in torch.linspace(-2, 2, columns, device=device):
                 cont = torch.zeros(len(rows), g.cont_codes, device=device)
                 cont[:, i] = v
-                cols.append(generate_images(g, codes_for(ids, z[:1].expand(len(rows), -1), cont)))
+                cols += class_grid(g, ids, z[:1], cont=cont)
             written[f"traverse_cont{i}"] = str(save_grid(cols, output / f"traverse_cont{i}.png"))
     # per-class folders for synthetic data sets
     count = 0
-    label_names = names if len(names) == len(_classes(g, [], None)) else [str(i) for i in range(len(_classes(g, [], None)))]
+    label_names = _class_names(g, names)
     for r in rows if per_class else []:
-        folder = output / (label_names[r] if r < len(label_names) else str(r))
         for start in range(0, per_class, 256):
-            n = min(256, per_class - start)
-            row_ids = torch.full((n,), r, device=device, dtype=torch.long)
-            codes = sample_latent(g, n, device, y=row_ids if labelled else None,
-                                  cat_idx=([row_ids] + [torch.randint(0, c, (n,), generator=gen).to(device)
-                                                        for c in g.cat_codes[1:]]) if g.cat_codes else None,
-                                  generator=gen)
-            for i, img in enumerate(generate_images(g, codes).float().cpu()):
-                write_image(folder / f"{start + i:06d}.png", from_tensor(img, dtype=np.uint8))
+            row_ids = torch.full((min(256, per_class - start),), r, device=device, dtype=torch.long)
+            images = generate_images(g, codes_for_rows(g, row_ids, fixed=False, generator=gen))
+            for i, img in enumerate(images.float().cpu()):
+                write_image(output / label_names[r] / f"{start + i:06d}.png", from_tensor(img, dtype=np.uint8))
                 count += 1
     return {"output": str(output), "images": count, "classes": len(rows), "seed": seed, **written}

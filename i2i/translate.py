@@ -1,7 +1,6 @@
 """Translate a folder tree with an export: every image, same relative names, channels and bit depth kept."""
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from .data.io import adapt_channels, from_tensor, list_images, read_image, to_fl
 from .errors import DataError, I2IError
 from .export import Export
 from .registry import NETS
-
-log = logging.getLogger("i2i")
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..models.conditional import generate_images, sample_latent
+from ..models.conditional import codes_for_rows, generate_images
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -64,12 +64,7 @@ def evaluate_generator(g: torch.nn.Module, classifier: torch.nn.Module, real: to
     wanted = torch.arange(k).repeat_interleave(per_class).to(device)
     fakes = []
     for i in range(0, len(wanted), 256):
-        idx = wanted[i:i + 256]
-        codes = sample_latent(g, len(idx), device, y=idx if g.num_classes else None,
-                              cat_idx=[idx] + [torch.randint(0, c, (len(idx),), generator=gen).to(device)
-                                               for c in g.cat_codes[1:]] if not g.num_classes else None,
-                              generator=gen)
-        fakes.append(generate_images(g, codes).float())
+        fakes.append(generate_images(g, codes_for_rows(g, wanted[i:i + 256], fixed=False, generator=gen)).float())
     fake = torch.cat(fakes)
     predicted = _batched(classifier, fake).argmax(1).cpu().numpy()
     wanted_np = wanted.cpu().numpy()

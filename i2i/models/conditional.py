@@ -31,8 +31,38 @@ def sample_latent(g, n: int, device, *, y: torch.Tensor | None = None, cat_idx: 
     return {"z": z, "y": y, "c": c, "cat_idx": cats, "cont": cont}
 
 
+def codes_for_rows(g, rows: torch.Tensor, z: torch.Tensor | None = None, *, cont: torch.Tensor | None = None,
+                   fixed: bool = True, generator: torch.Generator | None = None) -> dict:
+    """Codes asking for class ``rows[i]`` (InfoGAN: first categorical code value) with noise ``z[i]`` (drawn if None).
+
+    The other categorical codes and the continuous codes are 0 when ``fixed`` (grids, traversals), else drawn
+    (sampling data sets, scoring). Draws come from ``generator`` only, never from the global RNG.
+    """
+    n, device, labelled = len(rows), rows.device, bool(g.num_classes)
+
+    def other(k: int) -> torch.Tensor:
+        return torch.zeros_like(rows) if fixed else torch.randint(0, k, (n,), generator=generator).to(device)
+
+    cats = None
+    if g.cat_codes:
+        cats = [other(g.cat_codes[0]) if labelled else rows] + [other(k) for k in g.cat_codes[1:]]
+    if cont is None and fixed and g.cont_codes:
+        cont = torch.zeros(n, g.cont_codes, device=device)
+    codes = sample_latent(g, n, device, y=rows if labelled else None, cat_idx=cats, cont=cont,
+                          generator=generator if generator is not None else torch.Generator().manual_seed(0))
+    if z is not None:
+        codes["z"] = z
+    return codes
+
+
 def generate_images(g, codes: dict) -> torch.Tensor:
     return g(codes["z"], codes["y"], codes["c"])
+
+
+def class_grid(g, rows: torch.Tensor, z: torch.Tensor, cont: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Grid columns: column j shows every requested row (class) with the same noise z[j]."""
+    return [generate_images(g, codes_for_rows(g, rows, z[j:j + 1].expand(len(rows), -1), cont=cont))
+            for j in range(len(z))]
 
 
 class ConditionalGAN(GANModel):
@@ -53,19 +83,8 @@ class ConditionalGAN(GANModel):
         """One row per class (or categorical code value), one column per fixed noise vector."""
         g = self.nets["g"]
         rows = g.num_classes or (g.cat_codes[0] if g.cat_codes else 1)
-        cols = 8
-        gen = torch.Generator().manual_seed(0)
-        z = torch.randn(cols, g.z_dim, generator=gen).to(batch["real"].device)
-        columns = []
-        for j in range(cols):
-            idx = torch.arange(rows, device=z.device)
-            codes = sample_latent(g, rows, z.device, y=idx if g.num_classes else None,
-                                  cat_idx=[idx] + [torch.zeros_like(idx)] * (len(g.cat_codes) - 1)
-                                  if g.cat_codes else None,
-                                  cont=torch.zeros(rows, g.cont_codes, device=z.device) if g.cont_codes else None)
-            codes["z"] = z[j:j + 1].expand(rows, -1)
-            columns.append(generate_images(g, codes))
-        return columns
+        z = torch.randn(8, g.z_dim, generator=torch.Generator().manual_seed(0)).to(batch["real"].device)
+        return class_grid(g, torch.arange(rows, device=z.device), z)
 
     def export_info(self, dataset) -> dict:
         return {"kind": "conditional", "class_names": list(getattr(dataset, "class_names", []))}
