@@ -114,8 +114,55 @@ def build_digits(root: Path) -> dict[str, int]:
     return counts
 
 
+
+SR_SOURCES = """HR crops for the super-resolution demo, of photos shipped with scikit-image (skimage.data: astronaut,
+chelsea, rocket, stereo_motorcycle; held out for validation: coffee) and scikit-learn (load_sample_images:
+china.jpg; held out: flower.jpg), at full resolution and at half resolution (area-averaged, which also smooths
+JPEG artefacts). Each image keeps the licence stated in those projects' documentation. Rebuilt by ensure_demo.
+"""
+SR_TRAIN_PHOTOS = ("astronaut", "chelsea", "rocket", "motorcycle", "china")
+SR_VAL_PHOTOS = ("coffee", "flower")  # whole photos held out: no validation crop overlaps a training one
+
+
+def _sr_crops(image: np.ndarray, count: int, size: int, rng: np.random.Generator,
+              scale: float = 1.0) -> list[np.ndarray]:
+    """``count`` size x size crops at random positions, after area-resizing the image by ``scale``."""
+    if scale != 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    ys, xs = rng.integers(0, h - size + 1, count), rng.integers(0, w - size + 1, count)
+    return [np.ascontiguousarray(image[y:y + size, x:x + size]) for y, x in zip(ys, xs)]
+
+
+def build_sr(root: Path) -> dict[str, int]:
+    """Super-resolution training HR images (LR is made on the fly): 200 RGB crops of 96x96 in one folder."""
+    rng = np.random.default_rng(0)
+    n = 0
+    for name in SR_TRAIN_PHOTOS:
+        image = _photo(name)
+        n += _write_crops(root, name, _sr_crops(image, 24, 96, rng))
+        n += _write_crops(root, f"{name}_half", _sr_crops(image, 16, 96, rng, 0.5))
+    (root / "SOURCES.txt").write_text(SR_SOURCES)
+    return {"hr": n}
+
+
+def build_sr_val(root: Path) -> dict[str, int]:
+    """Held-out super-resolution HR images: 12 RGB crops of 128x128 of photos never trained on, interleaved by
+    name (00_coffee, 00_flower, 01_coffee_half, ...) so that the first few mix both photos and resolutions."""
+    rng = np.random.default_rng(1)
+    n = 0
+    for name in SR_VAL_PHOTOS:
+        image = _photo(name)
+        for tag, crops in (("", _sr_crops(image, 3, 128, rng)), ("_half", _sr_crops(image, 3, 128, rng, 0.5))):
+            for k, crop in enumerate(crops):
+                order = 2 * k + (tag == "_half")
+                write_image(root / f"{order:02d}_{name}{tag}.png", crop)
+                n += 1
+    (root / "SOURCES.txt").write_text(SR_SOURCES)
+    return {"hr": n}
+
 DEMOS: dict[str, Callable[[Path], dict[str, int]]] = {"colorize": build_colorize, "photo2ihc": build_photo2ihc,
-                                                      "digits": build_digits}
+                                                      "digits": build_digits, "sr": build_sr, "sr_val": build_sr_val}
 
 
 def is_complete(root: str | Path) -> bool:

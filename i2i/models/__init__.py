@@ -2,6 +2,7 @@
 from .base import GANModel, StepContext
 from .conditional import ACGAN, CGAN, InfoGAN
 from .cyclegan import CycleGAN
+from .esrgan import ESRGAN, SRPixel
 from .pix2pix import Pix2Pix
 
-__all__ = ["ACGAN", "CGAN", "CycleGAN", "GANModel", "InfoGAN", "Pix2Pix", "StepContext"]
+__all__ = ["ACGAN", "CGAN", "CycleGAN", "ESRGAN", "GANModel", "InfoGAN", "Pix2Pix", "SRPixel", "StepContext"]
