@@ -99,3 +99,13 @@ class ImagePool:
         return self
 
 
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear layer that lacks it."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import spectral_norm
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)) and not parametrize.is_parametrized(m, "weight"):
+            spectral_norm(m)
+    return module

@@ -52,7 +52,13 @@ def sample_export(export: Export, output: str | Path, *, per_class: int = 0, cla
     written = {}
     # class grid: one row per class (code value), the same noise down each column
     ids = torch.tensor(rows, device=device)
-    written["grid"] = str(save_grid(class_grid(g, ids, z), output / "grid.png"))
+    if g.num_classes or g.cat_codes:
+        written["grid"] = str(save_grid(class_grid(g, ids, z), output / "grid.png"))
+    else:  # unconditional: a square grid of samples, all different noise
+        more = torch.randn(columns * columns, g.z_dim, generator=gen).to(device)
+        images = generate_images(g, codes_for_rows(g, torch.zeros(len(more), dtype=torch.long, device=device), more))
+        written["grid"] = str(save_grid(list(images.view(columns, columns, *images.shape[1:]).unbind(1)),
+                                        output / "grid.png"))
     # InfoGAN: vary one continuous code from -2 to 2 (columns), one row per categorical value, z fixed
     if traverse and g.cont_codes:
         for i in range(g.cont_codes):
@@ -64,7 +70,7 @@ def sample_export(export: Export, output: str | Path, *, per_class: int = 0, cla
             written[f"traverse_cont{i}"] = str(save_grid(cols, output / f"traverse_cont{i}.png"))
     # per-class folders for synthetic data sets
     count = 0
-    label_names = _class_names(g, names)
+    label_names = _class_names(g, names) if (g.num_classes or g.cat_codes) else ["samples"]
     for r in rows if per_class else []:
         for start in range(0, per_class, 256):
             row_ids = torch.full((min(256, per_class - start),), r, device=device, dtype=torch.long)

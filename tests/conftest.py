@@ -91,3 +91,12 @@ def write_recipe(path: Path, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory):
+    """scikit-learn's digits as the demo builds them (class folders of 32 px PNGs), once per test session."""
+    from i2i.data.demo import ensure_demo
+    root = tmp_path_factory.mktemp("demo") / "digits"
+    ensure_demo("digits", root)
+    return root

@@ -51,14 +51,6 @@ def test_frechet_distance_and_matching():
     assert acc == pytest.approx(5 / 6) and mapping == [2, 0, 1]
 
 
-@pytest.fixture(scope="module")
-def digits_root(tmp_path_factory):
-    from i2i.data.demo import ensure_demo
-    root = tmp_path_factory.mktemp("demo") / "digits"
-    ensure_demo("digits", root)
-    return root
-
-
 def tiny(model: str, root, out, **train) -> dict:
     r = load_recipe(ROOT / "recipes" / f"{model}.yaml", [
         f"data.root={root}", "data.batch_size=8", "nets.g.base_channels=8", "nets.d.base_channels=8",

@@ -1,7 +1,10 @@
 """Losses: each an nn.Module that owns its ``weight`` and returns a weighted scalar."""
 from .adversarial import ADVERSARIAL_MODES, AdversarialLoss
 from .latent import AuxClassificationLoss, MutualInformationLoss
+from .perceptual import PerceptualLoss
 from .pixel import L1Loss, MSELoss
 
-__all__ = ["ADVERSARIAL_MODES", "AdversarialLoss", "AuxClassificationLoss", "L1Loss", "MSELoss",
-           "MutualInformationLoss"]
+__all__ = [
+    "ADVERSARIAL_MODES", "AdversarialLoss", "AuxClassificationLoss", "L1Loss", "MSELoss",
+    "MutualInformationLoss", "PerceptualLoss",
+]

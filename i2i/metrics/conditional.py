@@ -4,6 +4,9 @@
   is unsupervised, after the best one-to-one matching of code values to classes: Hungarian algorithm).
 - frechet_distance: Frechet distance between Gaussians fitted to the classifier's features of real and generated
   images (FID's formula, in a feature space that knows this data set).
+- unconditional generators (no classes, no codes): confidence (the classifier's mean top probability: are the
+  samples recognisable?), class_coverage (share of classes among the samples' predictions with at least half
+  their fair share) and class_entropy (entropy of the predicted class histogram / log(classes); 1 = uniform).
 - diversity: mean per-pixel standard deviation among samples of one class (averaged over classes); with real labels,
   real_diversity is the same figure for the real images. A generator that ignores z scores near 0.
 """
@@ -59,18 +62,29 @@ def evaluate_generator(g: torch.nn.Module, classifier: torch.nn.Module, real: to
     classifier.eval()
     gen = torch.Generator().manual_seed(seed)
     k = g.num_classes or (g.cat_codes[0] if g.cat_codes else 0)
-    if not k:
-        raise ValueError("the generator has neither classes nor a categorical code to evaluate")
-    wanted = torch.arange(k).repeat_interleave(per_class).to(device)
+    n_classes = getattr(classifier, "num_classes", None)
+    if not k and not n_classes:
+        raise ValueError("the classifier does not say how many classes it knows")
+    # unconditional: as many samples as a conditional run would draw over the classifier's classes
+    wanted = (torch.arange(k).repeat_interleave(per_class) if k else torch.zeros(per_class * n_classes,
+                                                                                  dtype=torch.long)).to(device)
     fakes = []
     for i in range(0, len(wanted), 256):
         fakes.append(generate_images(g, codes_for_rows(g, wanted[i:i + 256], fixed=False, generator=gen)).float())
     fake = torch.cat(fakes)
-    predicted = _batched(classifier, fake).argmax(1).cpu().numpy()
+    probs = _batched(classifier, fake).softmax(1)
+    predicted = probs.argmax(1).cpu().numpy()
     wanted_np = wanted.cpu().numpy()
     out: dict = {"samples": int(len(fake))}
-    n_classes = classifier.num_classes if hasattr(classifier, "num_classes") else int(predicted.max() + 1)
-    if g.num_classes:
+    n_classes = n_classes or int(predicted.max() + 1)
+    if not k:
+        share = np.bincount(predicted, minlength=n_classes) / len(predicted)
+        nonzero = share[share > 0]
+        out.update(confidence=float(probs.max(1).values.mean()),
+                   class_coverage=float((share >= 0.5 / n_classes).mean()),
+                   class_entropy=float(-(nonzero * np.log(nonzero)).sum() / np.log(n_classes)))
+        wanted = torch.as_tensor(predicted)  # diversity within the classes the samples were taken for
+    elif g.num_classes:
         out["class_accuracy"] = float((predicted == wanted_np).mean())
     else:
         acc, mapping = matched_accuracy(wanted_np, predicted, k, n_classes)

@@ -32,6 +32,7 @@ class GANModel:
     optim_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
     export: ClassVar[tuple[str, ...]] = ()
     order: ClassVar[tuple[str, ...]] = ("d", "g")
+    critic_groups: ClassVar[tuple[str, ...]] = ("d",)  # discriminator groups: n_critic, warm-up, weight clipping
     directions: ClassVar[dict[str, str]] = {}  # translate direction -> exported generator name
 
     def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module]):
@@ -43,9 +44,17 @@ class GANModel:
         raise NotImplementedError
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        out = self.generate(batch)
+        plan = step_plan(self.order, self.critic_groups, ctx.step, **getattr(ctx, "schedule", {}))
+        # a step that trains no generator group needs no graph through the generators
+        trains_g = any(g not in self.critic_groups for g in plan)
+        with contextlib.nullcontext() if trains_g else torch.no_grad():
+            out = self.generate(batch)
         logs: dict[str, torch.Tensor] = {}
-        for group in self.order:
+        seen: set[str] = set()
+        for group in plan:
+            if group in seen:  # a repeated G step (g_steps > 1) draws a fresh generator output
+                out = self.generate(batch)
+            seen.add(group)
             logs.update(getattr(self, f"{group}_step")(batch, out, ctx))
         return {k: v.detach() for k, v in logs.items()}
 
@@ -53,6 +62,11 @@ class GANModel:
     def visuals(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Rows of the sample grid (each (B, C, H, W) in [-1, 1]) for a fixed batch, nets in eval mode."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def health_samples(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(generated, real) images of the same kind for a fixed batch, for the monitor's diversity check."""
+        return None
 
     def export_info(self, dataset: Any) -> dict:
         """Extra metadata for the export (e.g. class names), taken from the built data set."""
@@ -100,6 +114,22 @@ class GANModel:
         if size < minimum:
             raise RecipeError(f"crop size is below the smallest input nets.{net} ({cfg['type']}) accepts "
                               f"({minimum})", file=file, key="data.size", value=size)
+
+
+def step_plan(order: tuple[str, ...], critic_groups: tuple[str, ...], step: int, *, n_critic: int = 1,
+              g_steps: int = 1, d_warmup_steps: int = 0) -> list[str]:
+    """Which groups update at ``step``, in order: D groups every step; the others every ``n_critic``-th step
+    (``g_steps`` times each) once the first ``d_warmup_steps`` steps, which train D alone, are over."""
+    if step < d_warmup_steps:
+        return [g for g in order if g in critic_groups]
+    g_turn = (step - d_warmup_steps) % n_critic == 0
+    plan: list[str] = []
+    for g in order:
+        if g in critic_groups:
+            plan.append(g)
+        elif g_turn:
+            plan += [g] * g_steps
+    return plan
 
 
 def set_requires_grad(nets: tuple[nn.Module, ...], flag: bool) -> None:

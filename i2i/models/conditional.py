@@ -72,6 +72,7 @@ class ConditionalGAN(GANModel):
     optim_groups = {"g": ("g",), "d": ("d",)}
     export = ("g",)
     order = ("d", "g")  # PyTorch-GAN's conditional GANs update G first; D first is the DCGAN/pix2pix order
+    scorer = "i2i.engine.scoring:ClassifierScorer"
 
     def generate(self, batch):
         g = self.nets["g"]
@@ -85,6 +86,14 @@ class ConditionalGAN(GANModel):
         rows = g.num_classes or (g.cat_codes[0] if g.cat_codes else 1)
         z = torch.randn(8, g.z_dim, generator=torch.Generator().manual_seed(0)).to(batch["real"].device)
         return class_grid(g, torch.arange(rows, device=z.device), z)
+
+    @torch.no_grad()
+    def health_samples(self, batch):
+        """Fixed draws of z (and codes); the requested labels are the real batch's, so both sides match."""
+        g, real = self.nets["g"], batch["real"]
+        codes = sample_latent(_unwrap(g), real.shape[0], real.device, y=batch.get("y") if g.num_classes else None,
+                              generator=torch.Generator().manual_seed(1))
+        return generate_images(g, codes), real
 
     def export_info(self, dataset) -> dict:
         return {"kind": "conditional", "class_names": list(getattr(dataset, "class_names", []))}
@@ -117,6 +126,48 @@ class ConditionalGAN(GANModel):
                               file=file, key="nets.g.num_classes", value=k)
 
 
+@MODELS.register("gan")
+class GAN(ConditionalGAN):
+    """Unconditional GAN: G(z) against D(x). The adversarial loss's ``mode`` and stabilisers make it GAN (MLP),
+    DCGAN, LSGAN, WGAN (clipping, n_critic 5, RMSprop), WGAN-GP, WGAN-div, hinge or a relativistic GAN."""
+
+    losses_required = ("adv",)
+    needs_classes = False
+
+    def d_step(self, batch, out, ctx):
+        loss, _, _ = self.losses["adv"].d_loss(self.nets["d"], batch["real"], out["fake"])
+        ctx.update("d", loss)
+        return {"d/adv": loss}
+
+    def g_step(self, batch, out, ctx):
+        with ctx.frozen("d") as (d,):
+            adv, _ = self.losses["adv"].g_loss(d, out["fake"], real=batch["real"])
+        ctx.update("g", adv)
+        return {"g/adv": adv}
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        """An 8 x 8 grid of samples from fixed noise (rows of 8)."""
+        g = self.nets["g"]
+        z = torch.randn(64, g.z_dim, generator=torch.Generator().manual_seed(0)).to(batch["real"].device)
+        images = generate_images(g, codes_for_rows(g, torch.zeros(64, dtype=torch.long, device=z.device), z))
+        return list(images.view(8, 8, *images.shape[1:]).unbind(1))
+
+    @classmethod
+    def validate(cls, recipe, data_channels, *, file):
+        super().validate(recipe, data_channels, file=file)
+        for net in ("g", "d"):
+            k = cls.net_arg(recipe, net, "num_classes")
+            if k:
+                raise RecipeError("the unconditional 'gan' model ignores labels; use model cgan or acgan for a "
+                                  "class-conditioned net", file=file, key=f"nets.{net}.num_classes", value=k)
+
+
+def _adv(out: dict) -> torch.Tensor:
+    """The adversarial head of a D with several heads."""
+    return out["adv"]
+
+
 def _unwrap(net):
     return getattr(net, "module", net)
 
@@ -135,14 +186,15 @@ class CGAN(ConditionalGAN):
                               value=cls.net_arg(recipe, "d", "conditioning"), choices=["concat", "projection"])
 
     def d_step(self, batch, out, ctx):
-        d, codes = self.nets["d"], out["codes"]
-        loss = self.losses["adv"].discriminator(d(batch["real"], batch["y"]), d(out["fake"].detach(), codes["y"]))
+        loss, _, _ = self.losses["adv"].d_loss(self.nets["d"], batch["real"], out["fake"], real_args=(batch["y"],),
+                                               fake_args=(out["codes"]["y"],))
         ctx.update("d", loss)
         return {"d/adv": loss}
 
     def g_step(self, batch, out, ctx):
         with ctx.frozen("d") as (d,):
-            adv = self.losses["adv"].generator(d(out["fake"], out["codes"]["y"]))
+            adv, _ = self.losses["adv"].g_loss(d, out["fake"], fake_args=(out["codes"]["y"],), real=batch["real"],
+                                               real_args=(batch["y"],))
         ctx.update("g", adv)
         return {"g/adv": adv}
 
@@ -154,9 +206,8 @@ class ACGAN(ConditionalGAN):
     losses_required = ("adv", "aux")
 
     def d_step(self, batch, out, ctx):
-        d, y_fake = self.nets["d"], out["codes"]["y"]
-        real, fake = d(batch["real"]), d(out["fake"].detach())
-        adv = self.losses["adv"].discriminator(real["adv"], fake["adv"])
+        y_fake = out["codes"]["y"]
+        adv, real, fake = self.losses["adv"].d_loss(self.nets["d"], batch["real"], out["fake"], logits=_adv)
         aux = 0.5 * (self.losses["aux"](real["class"], batch["y"]) + self.losses["aux"](fake["class"], y_fake))
         ctx.update("d", adv + aux)
         accuracy = (torch.cat([real["class"], fake["class"]]).argmax(1) == torch.cat([batch["y"], y_fake])).float()
@@ -164,8 +215,7 @@ class ACGAN(ConditionalGAN):
 
     def g_step(self, batch, out, ctx):
         with ctx.frozen("d") as (d,):
-            pred = d(out["fake"])
-        adv = self.losses["adv"].generator(pred["adv"])
+            adv, pred = self.losses["adv"].g_loss(d, out["fake"], real=batch["real"], logits=_adv)
         aux = self.losses["aux"](pred["class"], out["codes"]["y"])
         ctx.update("g", adv + aux)
         return {"g/adv": adv, "g/aux": aux}
@@ -179,17 +229,14 @@ class InfoGAN(ConditionalGAN):
     needs_classes = False
 
     def d_step(self, batch, out, ctx):
-        d = self.nets["d"]
-        real, fake = d(batch["real"]), d(out["fake"].detach())
-        adv = self.losses["adv"].discriminator(real["adv"], fake["adv"])
+        adv, _, fake = self.losses["adv"].d_loss(self.nets["d"], batch["real"], out["fake"], logits=_adv)
         info = self.losses["info"](fake, out["codes"])  # Q learns to read the codes back from (detached) fakes
         ctx.update("d", adv + info)
         return {"d/adv": adv, "d/info": info}
 
     def g_step(self, batch, out, ctx):
         with ctx.frozen("d") as (d,):
-            pred = d(out["fake"])
-        adv = self.losses["adv"].generator(pred["adv"])
+            adv, pred = self.losses["adv"].g_loss(d, out["fake"], real=batch["real"], logits=_adv)
         info = self.losses["info"](pred, out["codes"])  # G makes the codes readable
         ctx.update("g", adv + info)
         return {"g/adv": adv, "g/info": info}

@@ -33,7 +33,8 @@ class CycleGAN(GANModel):
     def g_step(self, batch, out, ctx):
         real_a, real_b, adv = batch["real_a"], batch["real_b"], self.losses["adv"]
         with ctx.frozen("d_a", "d_b") as (d_a, d_b):
-            loss_adv = adv.generator(d_b(out["fake_b"])) + adv.generator(d_a(out["fake_a"]))
+            loss_adv = (adv.g_loss(d_b, out["fake_b"], real=real_b)[0]
+                        + adv.g_loss(d_a, out["fake_a"], real=real_a)[0])
         cycle = self.losses["cycle"](out["rec_a"], real_a) + self.losses["cycle"](out["rec_b"], real_b)
         logs = {"g/adv": loss_adv, "g/cycle": cycle}
         total = loss_adv + cycle
@@ -50,8 +51,8 @@ class CycleGAN(GANModel):
         adv, d_a, d_b = self.losses["adv"], self.nets["d_a"], self.nets["d_b"]
         fake_b = self.pool_b.query(out["fake_b"].detach())
         fake_a = self.pool_a.query(out["fake_a"].detach())
-        loss_b = adv.discriminator(d_b(batch["real_b"]), d_b(fake_b))
-        loss_a = adv.discriminator(d_a(batch["real_a"]), d_a(fake_a))
+        loss_b = adv.d_loss(d_b, batch["real_b"], fake_b)[0]
+        loss_a = adv.d_loss(d_a, batch["real_a"], fake_a)[0]
         ctx.update("d", loss_a + loss_b)
         return {"d/a": loss_a, "d/b": loss_b}
 
@@ -60,6 +61,10 @@ class CycleGAN(GANModel):
         g_ab, g_ba = self.nets["g_ab"], self.nets["g_ba"]
         fake_b, fake_a = g_ab(batch["real_a"]), g_ba(batch["real_b"])
         return [batch["real_a"], fake_b, g_ba(fake_b), batch["real_b"], fake_a, g_ab(fake_a)]
+
+    @torch.no_grad()
+    def health_samples(self, batch):
+        return self.nets["g_ab"](batch["real_a"]), batch["real_b"]
 
     def state_objects(self):
         return {"pool_a": self.pool_a, "pool_b": self.pool_b}

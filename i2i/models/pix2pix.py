@@ -22,16 +22,17 @@ class Pix2Pix(GANModel):
         return {"fake_b": self.nets["g"](batch["real_a"])}
 
     def d_step(self, batch, out, ctx):
-        d, real_a = self.nets["d"], batch["real_a"]
-        fake_ab = torch.cat([real_a, out["fake_b"].detach()], 1)
-        real_ab = torch.cat([real_a, batch["real_b"]], 1)
-        loss = self.losses["adv"].discriminator(d(real_ab), d(fake_ab))
+        real_a = batch["real_a"]
+        loss, _, _ = self.losses["adv"].d_loss(self.nets["d"], torch.cat([real_a, batch["real_b"]], 1),
+                                               torch.cat([real_a, out["fake_b"]], 1))
         ctx.update("d", loss)
         return {"d/adv": loss}
 
     def g_step(self, batch, out, ctx):
+        real_a = batch["real_a"]
         with ctx.frozen("d") as (d,):
-            adv = self.losses["adv"].generator(d(torch.cat([batch["real_a"], out["fake_b"]], 1)))
+            adv, _ = self.losses["adv"].g_loss(d, torch.cat([real_a, out["fake_b"]], 1),
+                                               real=torch.cat([real_a, batch["real_b"]], 1))
         l1 = self.losses["l1"](out["fake_b"], batch["real_b"])
         ctx.update("g", adv + l1)
         return {"g/adv": adv, "g/l1": l1}
@@ -39,6 +40,10 @@ class Pix2Pix(GANModel):
     @torch.no_grad()
     def visuals(self, batch):
         return [batch["real_a"], self.nets["g"](batch["real_a"]), batch["real_b"]]
+
+    @torch.no_grad()
+    def health_samples(self, batch):
+        return self.nets["g"](batch["real_a"]), batch["real_b"]
 
     @classmethod
     def validate(cls, recipe, data_channels, *, file):
