@@ -34,9 +34,12 @@ def export_checkpoint(path: str | Path, output: str | Path | None = None) -> Pat
         i = state["nets"].index(name)
         sds[name] = load_file(str(path / ("model.safetensors" if i == 0 else f"model_{i}.safetensors")))
     if recipe.get("ema") is not None:
-        first = len(model_cls.optim_groups)  # registered after the schedulers, one per exported net
+        extra = path / "i2i_state.pt"
+        saved = torch.load(extra, map_location="cpu", weights_only=True) if extra.is_file() else None
+        first = len(model_cls.optim_groups)  # older checkpoints: registered after the schedulers, one per net
         for j, name in enumerate(state["export"]):
-            ema = torch.load(path / f"custom_checkpoint_{first + j}.pkl", map_location="cpu", weights_only=True)
+            ema = saved[f"ema_{name}"] if saved is not None else torch.load(
+                path / f"custom_checkpoint_{first + j}.pkl", map_location="cpu", weights_only=True)
             sds[name] = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
     run_dir = path.parent.parent
     out = Path(output) if output else run_dir / f"export_step_{state['step']:08d}"

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
+
+log = logging.getLogger("i2i")
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 _EIGHT_BIT_ONLY = frozenset({".jpg", ".jpeg", ".bmp", ".webp"})
@@ -23,36 +27,175 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(root: str | Path) -> list[Path]:
-    """Every image file under ``root`` (recursive, sorted); hidden files/folders and symlinked folders skipped."""
+def show_path(path: str | Path) -> str:
+    """A path as one printable line: characters that are not printable (a newline, the undecodable bytes of a
+    non-UTF-8 file name, which Python keeps as lone surrogates) are shown as backslash escapes."""
+    text = str(path)
+    return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+class UnreadableImage(DataError):
+    """An image file that cannot be used: unreadable, not an image, corrupt, truncated, too large or of an
+    unsupported sample format. ``path`` and ``reason`` let data sets skip it and report why."""
+
+    def __init__(self, path: str | Path, reason: str | None = None):
+        if reason is None:  # one message only: how a DataLoader worker re-raises it in the main process
+            self.path, self.reason = None, str(path)
+            super().__init__(str(path))
+            return
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"cannot read image {show_path(path)}: {reason}")
+
+    def __reduce__(self):  # raised in DataLoader worker processes: must survive pickling
+        return type(self), (self.path, self.reason)
+
+
+def list_images(root: str | Path, errors: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Every image file under ``root`` (recursive, sorted); hidden files/folders and symlinked folders skipped.
+
+    Symlinked files are listed (and followed when read: a loop or a dangling link fails then, with its reason).
+    Folders that cannot be listed (permissions) are appended to ``errors`` as (path, reason) when it is given,
+    else logged; they never stop the scan.
+    """
     found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
+
+    def problem(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename is not None else Path(root)
+        reason = f"cannot list folder: {exc.strerror or exc}"
+        if errors is not None:
+            errors.append((where, reason))
+        else:
+            log.warning("skipping %s: %s", show_path(where), reason)
+
+    for folder, dirs, files in os.walk(root, onerror=problem, followlinks=False):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [Path(folder) / f for f in files if not f.startswith(".") and is_image(f)]
     return sorted(found)
 
 
 # ---------------------------------------------------------------- reading
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode to an HWC array in RGB order with the file's channel count and dtype (uint8, uint16, float32)."""
-    path = Path(path)
+# Decompression bombs: images above this many pixels are refused from their header, before any pixel is decoded.
+# It is Pillow's own setting (89,478,485 px by default, about 9459 x 9459; 256 MiB as 8-bit RGB, 1 GiB as float);
+# the environment variable I2I_MAX_PIXELS changes it (0 or "none": no limit).
+if os.environ.get("I2I_MAX_PIXELS", "").strip():
+    _limit = os.environ["I2I_MAX_PIXELS"].strip().lower()
     try:
-        data = path.read_bytes()
+        Image.MAX_IMAGE_PIXELS = None if _limit in ("0", "none") else int(_limit.replace("_", ""))
+    except ValueError:
+        log.warning("ignoring I2I_MAX_PIXELS=%r: expected a number of pixels (0 or none: no limit)", _limit)
+MAX_FILE_BYTES = 4 * 2**30  # larger files are refused before being read into memory
+
+
+def max_pixels() -> int | None:
+    return Image.MAX_IMAGE_PIXELS
+
+
+def _check_pixels(width: int, height: int) -> None:
+    limit = max_pixels()
+    if limit and width * height > limit:
+        raise _BadImage(f"too large: {width}x{height} = {width * height:,} pixels, above the limit of {limit:,} "
+                        "(a decompression bomb? set I2I_MAX_PIXELS to allow larger images)")
+
+
+def _bomb(exc: Exception) -> str:
+    return f"too large ({str(exc).rstrip('.')}; set I2I_MAX_PIXELS to allow larger images)"
+
+
+def _open_regular(path: Path):
+    """The file opened for reading, after checking it is a regular, non-empty file of sane size (a FIFO named
+    x.png would block a plain read forever)."""
+    try:
+        st = path.stat()
+    except OSError as exc:  # missing, dangling or looping symlink, permission denied on a folder
+        raise UnreadableImage(path, exc.strerror or str(exc)) from None
+    except ValueError as exc:  # a NUL in the name
+        raise UnreadableImage(path, str(exc)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableImage(path, "not a regular file")
+    if st.st_size == 0:
+        raise UnreadableImage(path, "empty file (zero bytes)")
+    if st.st_size > MAX_FILE_BYTES:
+        raise UnreadableImage(path, f"file of {st.st_size:,} bytes is larger than the {MAX_FILE_BYTES:,} accepted")
+    try:
+        return open(path, "rb")
     except OSError as exc:
-        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+        raise UnreadableImage(path, exc.strerror or str(exc)) from None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode to an HWC array in RGB order with the file's channel count and dtype (uint8, uint16, float32).
+
+    Every failure raises ``UnreadableImage`` (a DataError) naming the file and the reason.
+    """
+    path = Path(path)
+    with _open_regular(path) as f:
+        try:
+            data = f.read()
+        except OSError as exc:
+            raise UnreadableImage(path, exc.strerror or str(exc)) from None
     if not data:
-        raise DataError(f"image file {path} is empty (zero bytes)")
+        raise UnreadableImage(path, "empty file (zero bytes)")
     try:
         array = _decode(data)
     except _BadImage as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
+        raise UnreadableImage(path, str(exc)) from exc
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(path, _bomb(exc)) from None
+    except MemoryError:
+        raise UnreadableImage(path, "not enough memory to decode it") from None
     except Exception as exc:  # decoders raise many types (OSError, ValueError, SyntaxError, struct.error ...)
-        raise DataError(f"cannot read image {path}: corrupt or truncated ({exc})") from exc
-    return _normalise(array, path)
+        raise UnreadableImage(path, f"corrupt or truncated ({exc})") from exc
+    try:
+        return _normalise(array)
+    except _BadImage as exc:
+        raise UnreadableImage(path, str(exc)) from None
+
+
+def probe_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header, without decoding the pixels: the cheap check data sets run on every file.
+
+    Finds missing, unreadable, empty, non-image and oversized files, broken headers and (for PNG, whose chunks
+    carry checksums) corrupt or truncated data; truncated JPEG data is only found by decoding.
+    Raises ``UnreadableImage``.
+    """
+    path = Path(path)
+    with _open_regular(path) as f:
+        try:
+            return _probe(f)
+        except _BadImage as exc:
+            raise UnreadableImage(path, str(exc)) from None
+        except Image.DecompressionBombError as exc:
+            raise UnreadableImage(path, _bomb(exc)) from None
+        except Exception as exc:  # noqa: BLE001  decoders raise many types, as in read_image
+            raise UnreadableImage(path, f"corrupt or truncated ({exc})") from None
+
+
+def _probe(f) -> tuple[int, int]:
+    try:
+        im = Image.open(f)
+    except UnidentifiedImageError:
+        f.seek(0)
+        if f.read(4) in _TIFF_MAGIC:
+            import tifffile
+            f.seek(0)
+            with tifffile.TiffFile(f) as tif:
+                page = tif.pages[0]
+                width, height = page.shape[page.axes.index("X")], page.shape[page.axes.index("Y")]
+            _check_pixels(width, height)
+            return width, height
+        raise _BadImage("not an image (unknown format or corrupt header)") from None
+    with im:
+        _check_pixels(*im.size)
+        if im.format == "PNG":
+            im.verify()  # chunk checksums up to IEND: reads the file but decompresses nothing
+        return im.size
 
 
 class _BadImage(ValueError):
     """A decoding failure whose message already says what is wrong."""
+
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -60,16 +203,22 @@ def _decode(data: bytes) -> np.ndarray:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         # Pillow cannot open some TIFFs (e.g. more than 4 channels or float RGB): tifffile can.
-        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        if data[:4] in _TIFF_MAGIC:
             return _decode_tiff(data)
         raise _BadImage("not an image (unknown format or corrupt header)") from None
     with im:
+        _check_pixels(*im.size)
         if im.format == "PNG" and data[24] == 16 and im.mode not in _UINT16_MODES:
             return _decode_cv2(data, png_color_type=data[25])  # Pillow reduces 16-bit RGB(A)/LA to 8 bits
         if im.format == "TIFF" and _tiff_needs_full_depth(im):
             return _decode_tiff(data)
         im.load()
-        return _from_pil(ImageOps.exif_transpose(im) if im.mode in _EIGHT_BIT_MODES else im)
+        if im.mode in _EIGHT_BIT_MODES:
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001, S110  a broken EXIF block: the pixels are fine, keep them as stored
+                pass
+        return _from_pil(im)
 
 
 _UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -117,6 +266,7 @@ def _decode_tiff(data: bytes) -> np.ndarray:
 
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages[0]
+        _check_pixels(page.shape[page.axes.index("X")], page.shape[page.axes.index("Y")])
         array, axes = page.asarray(), page.axes
     # Planar TIFFs store channels first ("SYX"): bring rows and columns to the front.
     order = [axes.index("Y"), axes.index("X")] + [i for i, a in enumerate(axes) if a not in "YX"]
@@ -124,19 +274,23 @@ def _decode_tiff(data: bytes) -> np.ndarray:
     return array.reshape(array.shape[0], array.shape[1], -1)
 
 
-def _normalise(array: np.ndarray, path: Path) -> np.ndarray:
+def _normalise(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(f"image {path} has an unsupported shape {array.shape}")
+        raise _BadImage(f"unsupported shape {array.shape}")
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     elif array.dtype.kind == "f":
         array = array.astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
+            raise _BadImage("float samples include NaN or infinity")
     elif array.dtype.kind in "ui" and array.dtype not in (np.uint8, np.uint16):
         if array.min() < 0 or array.max() > 65535:
-            raise DataError(f"image {path} has {array.dtype} samples outside 0..65535 (unsupported)")
+            raise _BadImage(f"{array.dtype} samples outside 0..65535 (unsupported)")
         array = array.astype(np.uint16)
+    elif array.dtype.kind not in "ui":
+        raise _BadImage(f"unsupported sample type {array.dtype}")
     return np.ascontiguousarray(array)
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError, RecipeError
 from ..registry import DATASETS
-from .folders import FolderDataset, Item, _images
+from .folders import FolderDataset, OnError, _images
 from .io import adapt_channels, to_float
 
 LIMIT_SEED = 0  # the fixed shuffle that ``limit`` takes its first N items from
@@ -31,7 +31,7 @@ def _class_order(names: list[str]) -> list[str]:
         return sorted(names)
 
 
-def _scan_folders(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]:
+def _scan_folders(root: Path, split: str, problems: list | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
     """Files, class indices and class names of root/<split>/<class>/ (or root/<class>/ without that folder)."""
     folder = root / split if (root / split).is_dir() else root
     names = _class_order([d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")])
@@ -42,7 +42,7 @@ def _scan_folders(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[
                         "data set needs at least 2: one sub-folder of images per class")
     files, labels = [], []
     for k, name in enumerate(names):
-        found = _images(folder / name, f"images of class '{name}' (an empty class folder is an error)")
+        found = _images(folder / name, f"images of class '{name}' (an empty class folder is an error)", problems)
         files += found
         labels += [k] * len(found)
     return files, np.asarray(labels, dtype=np.int64), names
@@ -108,14 +108,18 @@ def _check_limit(limit: Any) -> None:
 
 @DATASETS.register("labeled")
 class LabeledImages(FolderDataset):
-    """Class-labeled images from class folders or an MNIST-style .npz -> real, y, path."""
+    """Class-labeled images from class folders or an MNIST-style .npz -> real, y, path.
+
+    ``on_error`` (folders): unusable image files are left out (``skip``) or stop the build (``fail``), as in the
+    folder data sets; a class left without a usable image is an error. ``limit`` picks from the usable files.
+    """
 
     def __init__(self, *, root: str, split: str = "train", channels: int = 1, size: int = 32,
                  load_size: int | None = None, flip: bool = False, transforms: list | None = None,
-                 cache: bool = True, demo: str | None = None, limit: int | None = None):
+                 cache: bool = True, demo: str | None = None, limit: int | None = None, on_error: OnError = "skip"):
         _check_limit(limit)
         super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
-                         demo=demo, channels=self._channels(dict(channels=channels)))
+                         demo=demo, channels=self._channels(dict(channels=channels)), on_error=on_error)
         if not self.root.exists():
             raise DataError(f"data root {self.root} does not exist; expected {_EXPECTED}")
         self.split = split
@@ -124,7 +128,14 @@ class LabeledImages(FolderDataset):
             self.images, labels, self.class_names, self._tag = _load_npz(self.root, split)
             self.files = None
         else:
-            self.files, labels, self.class_names = _scan_folders(self.root, split)
+            files, labels, self.class_names = _scan_folders(self.root, split, self._listing)
+            keep = np.asarray(self._screen([(p,) for p in files]), dtype=bool)
+            empty = [name for k, name in enumerate(self.class_names) if not keep[labels == k].any()]
+            if empty:
+                raise DataError(f"class(es) {', '.join(empty)} under {self.root} have no usable image left (every "
+                                "file was left out: see the warnings above); a labeled data set needs images in "
+                                "every class folder")
+            self.files, labels = [p for p, k in zip(files, keep) if k], labels[keep]
         source = np.arange(len(labels))
         if limit is not None:
             source = np.sort(np.random.default_rng(LIMIT_SEED).permutation(len(labels))[:limit])
@@ -146,8 +157,7 @@ class LabeledImages(FolderDataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, item: Item) -> dict[str, torch.Tensor | str]:
-        index, rng = self._index_and_rng(item)
+    def _item(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
         source = int(self._source[index])
         if self.files is not None:
             path = self.files[source]
