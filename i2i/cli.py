@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from .errors import I2IError
@@ -28,10 +29,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .build import validate_recipe
     from .recipe import load_recipe
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, args.overrides)  # before importing torch: a broken file fails at once
+    from .build import check_data_paths, validate_recipe
     validate_recipe(recipe)
+    check_data_paths(recipe)
     if args.print:
         print(recipe.to_yaml())
     _json({"recipe": args.recipe, "valid": True, "model": recipe["model"]["type"], "name": recipe["name"]})
@@ -45,17 +47,37 @@ def _device(name: str) -> str:
     return name
 
 
+def _allow_code(args: argparse.Namespace) -> bool | list[str]:
+    return True if args.trust_code else list(args.allow_code or [])
+
+
+def _trust_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-code", action="append", metavar="MODULE",
+                   help="let the export import this module (its dotted-path net types or plugins); repeatable. "
+                        "Without it an export that names code outside i2i is refused: an export is data")
+    p.add_argument("--trust-code", action="store_true", help="let the export import any module it names")
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from .export import load_export
     from .translate import translate_folder
     device = _device(args.device)
-    export = load_export(args.export, device=device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
     result = translate_folder(export, args.input, args.output, direction=args.direction,
-                              batch_size=args.batch_size, device=device)
+                              batch_size=args.batch_size, device=device, tile=args.tile,
+                              tile_overlap=args.tile_overlap)
     for f in result["failures"]:
-        print(f"i2i: skipped {f['file']}: {f['error']}", file=sys.stderr)
+        error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
+        print(f"i2i: skipped {f['file']}: {error}", file=sys.stderr)
     _json({k: v for k, v in result.items() if k != "failures"})
     return 1 if result["failed"] else 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .export import interpolate_exports
+    out = interpolate_exports(args.a, args.b, args.alpha, args.output)
+    _json({"export": str(out), "a": args.a, "b": args.b, "alpha": args.alpha})
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -69,7 +91,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .export import load_export
     from .sample import sample_export
     device = _device(args.device)
-    export = load_export(args.export, device=device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
     classes = [c for c in args.classes.split(",") if c] if args.classes else None
     _json(sample_export(export, args.output, per_class=args.per_class, classes=classes, columns=args.columns,
                         seed=args.seed, traverse=not args.no_traverse, device=device))
@@ -83,7 +105,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .export import load_export
     from .metrics.conditional import evaluate_generator
     device = _device(args.device)
-    export = load_export(args.export, device=device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
+    if export.meta.get("task") == "super_resolution":  # sr_pixel / esrgan exports: PSNR/SSIM against bicubic
+        return _eval_sr(args, export, device)
     classifier_dir = args.classifier or (export.recipe.get("eval") or {}).get("classifier")
     if not classifier_dir:
         raise I2IError("no evaluation classifier: pass --classifier DIR (train one with "
@@ -97,6 +121,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  real_labels=torch.as_tensor(y[: args.real_images]), per_class=args.per_class,
                                  seed=args.seed, device=device)
     _json({"export": str(export.path), "classifier": str(classifier_dir), **figures})
+    return 0
+
+
+def _eval_sr(args: argparse.Namespace, export, device: str) -> int:
+    from .engine.sr_scoring import evaluate_export, format_table
+    summary, rows = evaluate_export(export, args.data, lr_data=args.lr_data, scale=args.scale,
+                                    crop_border=args.crop_border, max_images=args.max_images, device=device)
+    print(format_table(rows, summary), flush=True)
+    _json(summary)
     return 0
 
 
@@ -155,9 +188,31 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", "-i", required=True, help="folder of images (searched recursively)")
     tr.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input)")
     tr.add_argument("--direction", default=None, help="AtoB or BtoA for two-way models (default: the first)")
-    tr.add_argument("--batch-size", type=int, default=4, help="images of equal size per forward pass")
+    tr.add_argument("--batch-size", type=int, default=4,
+                    help="images of equal size (or tiles of one image) per forward pass")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    tr.add_argument("--tile", type=int, default=None, metavar="N",
+                    help="translate images larger than N x N input px in overlapping N px tiles, blended on the "
+                         "CPU, so device memory holds one batch of tiles whatever the image size (rounded up to "
+                         "the net's size multiple). Default: automatic, images above 2048x2048 px of input are "
+                         "tiled with 512 px tiles (logged). 0: never tile")
+    _trust_flags(tr)
+    tr.add_argument("--tile-overlap", type=int, default=32, metavar="N",
+                    help="overlap between neighbouring tiles in input px (default 32, smaller than --tile). Tiled "
+                         "output equals untiled output for convolutional nets whose receptive-field radius is at "
+                         "most N/4; nets with instance norm normalise per tile (the blending hides the seams)")
     tr.set_defaults(func=cmd_translate)
+
+    ip = sub.add_parser("interpolate", help="blend the weights of two exports of one architecture",
+                        description="Network interpolation (as ESRGAN blends its PSNR and GAN weights): write an "
+                                    "export whose weights are (1 - alpha) * A + alpha * B. A and B must have the "
+                                    "same nets and identical state_dict keys and shapes; integer buffers come from "
+                                    "A. Ends with one JSON line.")
+    ip.add_argument("a", help="export folder (or run folder holding export/) for alpha = 0")
+    ip.add_argument("b", help="export folder (or run folder holding export/) for alpha = 1")
+    ip.add_argument("--alpha", type=float, required=True, help="weight of B, between 0 and 1 (ESRGAN uses 0.8)")
+    ip.add_argument("--output", "-o", required=True, help="new export folder (not one of the inputs)")
+    ip.set_defaults(func=cmd_interpolate)
 
     e = sub.add_parser("export", help="make an export bundle from a checkpoint",
                        description="Write recipe.yaml + safetensors + meta.json from a checkpoint folder or the "
@@ -178,19 +233,33 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-traverse", action="store_true", help="skip InfoGAN latent traversals")
     s.add_argument("--device", default="auto")
+    _trust_flags(s)
     s.set_defaults(func=cmd_sample)
 
-    ev = sub.add_parser("eval", help="score a conditional generator with the evaluation classifier",
-                        description="Class accuracy of generated samples (InfoGAN: after matching code values to "
-                                    "classes) and Frechet distance in the classifier's feature space. Last line: JSON.")
+    ev = sub.add_parser("eval", help="score an export: a conditional generator with the evaluation classifier, "
+                                     "a super-resolution net by PSNR/SSIM against bicubic",
+                        description="Conditional generators: class accuracy of generated samples (InfoGAN: after "
+                                    "matching code values to classes) and Frechet distance in the classifier's "
+                                    "feature space. Super-resolution exports (sr_pixel, esrgan): PSNR and SSIM (RGB "
+                                    "and Y, scale px of border cropped) of the model and of bicubic upscaling from "
+                                    "the same LR inputs, as a table per image. Last line: JSON.")
     ev.add_argument("export", help="export folder, or a run folder holding export/")
-    ev.add_argument("--data", required=True, help="labeled data (class folders or .npz) for the real images")
+    ev.add_argument("--data", required=True, help="labeled data (class folders or .npz) for the real images; for "
+                                                  "super-resolution: HR images (LR made by the training bicubic) or "
+                                                  "*_HR/*_LR pairs such as Set5/image_SRF_4 (LR files used)")
+    ev.add_argument("--lr-data", default=None, help="super-resolution: a folder of LR images matching --data's HR "
+                                                    "images by name (model and bicubic both start from them)")
+    ev.add_argument("--scale", type=int, default=None, help="super-resolution: must equal the export's scale")
+    ev.add_argument("--crop-border", type=int, default=None, help="super-resolution: border px not scored "
+                                                                  "(default: the scale)")
+    ev.add_argument("--max-images", type=int, default=None, help="super-resolution: the first N images only")
     ev.add_argument("--classifier", default=None, help="classifier export (default: the recipe's eval.classifier)")
     ev.add_argument("--split", default="test")
     ev.add_argument("--per-class", type=int, default=100)
     ev.add_argument("--real-images", type=int, default=5000)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="auto")
+    _trust_flags(ev)
     ev.set_defaults(func=cmd_eval)
 
     cl = sub.add_parser("classifier", help="train the evaluation classifier on labeled data",
@@ -221,11 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except I2IError as exc:
+        if args.verbose:  # the chain behind the message (a plug-in's own error, say) for whoever debugs it
+            traceback.print_exception(exc, file=sys.stderr)
         print(f"i2i: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("i2i: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001  last resort: what no check foresaw is a bug; show what a report needs
+        traceback.print_exc(file=sys.stderr)
+        print("i2i: internal error (a bug in i2i or a plug-in, not a problem you can fix in the recipe); please "
+              "report it with the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,17 +1,35 @@
 """Translate a folder tree with an export: every image, same relative names, channels and bit depth kept."""
 from __future__ import annotations
 
+import itertools
+import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.io import adapt_channels, from_tensor, list_images, read_image, to_float, to_tensor, write_image
+from .data.io import (
+    adapt_channels,
+    from_tensor,
+    list_images,
+    read_image,
+    show_path,
+    to_float,
+    write_image,
+)
 from .errors import DataError, I2IError
 from .export import Export
 from .registry import NETS
+from .tiling import check_tile, iter_tiled_rows
+
+log = logging.getLogger("i2i")
+
+AUTO_TILE_PIXELS = 2048 * 2048  # larger inputs (H * W, divided by scale**2 for a net with a `scale`) are tiled
+AUTO_TILE = 512  # tile side used then, rounded up to the net's size multiple
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> None:
@@ -24,11 +42,36 @@ def check_folders(input_dir: Path, output_dir: Path) -> None:
                        "the input tree (translate never writes next to its inputs)")
 
 
-def size_multiple(export: Export, name: str) -> int:
+def output_path(output_dir: Path, rel: Path) -> Path:
+    """Where the translation of the input at ``rel`` (relative to --input) goes: always inside ``output_dir``.
+
+    A relative path that is absolute or climbs with '..', or a folder inside the output tree that is a symlink
+    leading elsewhere (into the inputs, say), is refused with DataError: translate never writes outside --output.
+    """
+    if rel.is_absolute() or not rel.parts or any(part in ("", ".", "..") for part in rel.parts):
+        raise DataError(f"refusing to write {show_path(rel)}: not a plain relative path inside --output")
+    target = output_dir / rel
+    root = output_dir.resolve()
+    parent = target.parent.resolve()  # follows any symlinked folder already inside the output tree
+    if parent != root and root not in parent.parents:
+        raise DataError(f"refusing to write {show_path(target)}: its folder resolves to {show_path(parent)}, "
+                        f"outside --output {show_path(root)}")
+    return target
+
+
+def _net_class_value(export: Export, name: str, method: str, default: int) -> int:
     cfg = export.recipe["nets"][name]
     cls = NETS.get(cfg["type"])
     kwargs = {k: v for k, v in cfg.items() if k != "type"}
-    return cls.size_multiple(**kwargs) if hasattr(cls, "size_multiple") else 1
+    return getattr(cls, method)(**kwargs) if hasattr(cls, method) else default
+
+
+def size_multiple(export: Export, name: str) -> int:
+    return _net_class_value(export, name, "size_multiple", 1)
+
+
+def min_size(export: Export, name: str) -> int:
+    return _net_class_value(export, name, "min_size", 1)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -40,74 +83,173 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (h, w)
 
 
+def _input_tensor(source: np.ndarray, channels: int) -> torch.Tensor:
+    """``to_tensor(to_float(adapt_channels(source, channels)))`` bit for bit, with one float copy instead of three.
+
+    A (C, H, W) view in channels-last memory: large images (see tiling) then cost about 4 bytes per sample.
+    """
+    arr = adapt_channels(source, channels)
+    if arr.dtype not in (np.uint8, np.uint16) and arr.dtype.kind != "f":
+        raise ValueError(f"unsupported image dtype {arr.dtype}")
+    t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1)
+    if arr.dtype == np.uint8:
+        t.div_(255.0)
+    elif arr.dtype == np.uint16:
+        t.div_(65535.0)
+    else:
+        t.clamp_(0.0, 1.0)
+    return t.mul_(2.0).sub_(1.0)
+
+
 class _Item:
     def __init__(self, path: Path, rel: Path, tensor: torch.Tensor, source: np.ndarray):
         self.path, self.rel, self.tensor = path, rel, tensor
         self.channels, self.dtype = source.shape[2], source.dtype
-        self.alpha = source[..., -1:] if source.shape[2] in (2, 4) else None
+        self.alpha = source[..., -1:].copy() if source.shape[2] in (2, 4) else None  # not a view: frees source
 
 
-def _restore(y: np.ndarray, item: _Item, in_channels: int) -> np.ndarray:
-    """Give the output the input's channel layout where the net maps a space onto itself (gray stays gray)."""
+def _encode(y: torch.Tensor, item: _Item, in_channels: int, alpha: np.ndarray | None) -> np.ndarray:
+    """(C, h, w) net output in [-1, 1] -> HWC array in the input's dtype and channel layout, alpha re-attached.
+
+    Gray stays gray where the net maps a space onto itself. Works on whole images and on row strips alike.
+    """
+    arr = to_float(from_tensor(y, dtype=np.uint16))
     colour = item.channels - (1 if item.alpha is not None else 0)
-    if y.shape[2] == in_channels and colour != y.shape[2] and colour in (1, 3):
-        y = adapt_channels(y, colour)
-    if item.alpha is not None and y.shape[:2] == item.alpha.shape[:2]:
-        y = np.concatenate([y, to_float(item.alpha)], axis=2)
-    return y
+    if arr.shape[2] == in_channels and colour != arr.shape[2] and colour in (1, 3):
+        arr = adapt_channels(arr, colour)
+    if alpha is not None:
+        arr = np.concatenate([arr, to_float(alpha)], axis=2)
+    dtype = np.uint16 if item.dtype != np.uint8 else np.uint8
+    return (np.clip(arr, 0, 1) * np.iinfo(dtype).max + 0.5).astype(dtype)
+
+
+def _alpha_at(item: _Item, height: int, width: int) -> np.ndarray | None:
+    """The input's alpha at the output size (resized with the image for super-resolution nets)."""
+    alpha = item.alpha
+    if alpha is None or alpha.shape[:2] == (height, width):
+        return alpha
+    resized = cv2.resize(np.ascontiguousarray(alpha[..., 0]), (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized.reshape(height, width, 1)
+
+
+def _assemble(strips: Iterable[tuple[int, torch.Tensor]], item: _Item, in_channels: int, height: int) -> np.ndarray:
+    """Fill the output array strip by strip: the float output never exists at full size in tiled mode."""
+    out = alpha = None
+    for row, y in strips:
+        if out is None:
+            alpha = _alpha_at(item, height, y.shape[-1])
+        rows = _encode(y, item, in_channels, None if alpha is None else alpha[row: row + y.shape[-2]])
+        if out is None:
+            out = np.empty((height, rows.shape[1], rows.shape[2]), rows.dtype)
+        out[row: row + rows.shape[0]] = rows
+    assert out is not None
+    return out
 
 
 def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Path, *, direction: str | None = None,
-                     batch_size: int = 4, device: str | torch.device = "cpu") -> dict:
-    """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files)."""
+                     batch_size: int = 4, device: str | torch.device = "cpu", tile: int | None = None,
+                     tile_overlap: int = 32) -> dict:
+    """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
+
+    ``tile``: translate images larger than ``tile`` x ``tile`` input px in overlapping tiles (see i2i/tiling.py),
+    ``batch_size`` tiles per forward pass. ``None``: tile automatically images above ``AUTO_TILE_PIXELS``
+    with ``AUTO_TILE`` px tiles. ``0``: never tile.
+    """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_folders(input_dir, output_dir)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise I2IError(f"--batch-size must be a positive integer, got {batch_size!r}")
     name, net = export.generator(direction)
+    in_c, multiple = net.in_channels, size_multiple(export, name)
+    smallest = min_size(export, name)
+    if tile is not None and tile < 0:
+        raise I2IError(f"--tile must be a positive number of pixels (0 turns tiling off), got {tile}")
+    if tile:
+        tile, note = check_tile(tile, tile_overlap, multiple=multiple, min_size=smallest)
+        if note:
+            log.info("%s", note)
+    auto_tile = None
+    if tile is None:
+        auto_tile = max(-(-AUTO_TILE // multiple) * multiple, -(-smallest // multiple) * multiple)
+        if isinstance(tile_overlap, int) and not isinstance(tile_overlap, bool) and tile_overlap >= auto_tile:
+            raise I2IError(f"--tile-overlap {tile_overlap} must be smaller than the automatic tile size {auto_tile}; "
+                           "pass a larger --tile with it")
+        auto_tile, _ = check_tile(auto_tile, tile_overlap, multiple=multiple, min_size=smallest)
     net = net.to(device).eval()
     torch.set_flush_denormal(True)  # denormal activations are 10-100x slower on x86 CPUs
-    in_c, multiple = net.in_channels, size_multiple(export, name)
-    files = list_images(input_dir)
-    if not files:
+    net_scale = getattr(net, "scale", 1)
+    auto_pixels = AUTO_TILE_PIXELS // (net_scale ** 2 if isinstance(net_scale, int) and net_scale > 0 else 1)
+    unlisted: list[tuple[Path, str]] = []  # folders that could not be listed (permissions): reported as failed
+    files = list_images(input_dir, errors=unlisted)
+    if not files and not unlisted:
         raise I2IError(f"--input {input_dir}: no images found (looked for png, jpg, tif, bmp, webp recursively)")
-    failed: list[dict] = []
-    written = 0
+    failed: list[dict] = [{"file": str(folder), "error": reason} for folder, reason in unlisted]
+    written = tiled = 0
     pending: list[_Item] = []
     t0 = time.perf_counter()
 
-    def flush() -> None:
+    def write(item: _Item, array: np.ndarray) -> None:
         nonlocal written
+        try:
+            target = output_path(output_dir, item.rel)
+        except DataError as exc:
+            failed.append({"file": str(item.path), "error": str(exc)})
+            return
+        try:
+            write_image(target, array)
+            written += 1
+        except (OSError, DataError, ValueError) as exc:
+            failed.append({"file": str(item.path), "error": f"cannot write {show_path(target)}: {exc}"})
+
+    def flush() -> None:
         if not pending:
             return
-        x = torch.stack([it.tensor for it in pending]).to(device)
+        x = torch.stack([it.tensor for it in pending]).contiguous().to(device)
         x, (h, w) = pad_to_multiple(x, multiple)
         with torch.inference_mode():
             y = net(x)
         scale_h, scale_w = y.shape[-2] // x.shape[-2], y.shape[-1] // x.shape[-1]
         y = y[..., : h * max(1, scale_h), : w * max(1, scale_w)].float().cpu()
         for item, out in zip(pending, y):
-            arr = _restore(to_float(from_tensor(out, dtype=np.uint16)), item, in_c)
-            dtype = np.uint16 if item.dtype != np.uint8 else np.uint8
-            target = output_dir / item.rel
-            try:
-                write_image(target, (np.clip(arr, 0, 1) * np.iinfo(dtype).max + 0.5).astype(dtype))
-                written += 1
-            except (OSError, DataError, ValueError) as exc:
-                failed.append({"file": str(item.path), "error": f"cannot write {target}: {exc}"})
+            write(item, _assemble([(0, out)], item, in_c, out.shape[-2]))
         pending.clear()
+
+    def translate_tiled(item: _Item, side: int) -> None:
+        nonlocal tiled
+        h, w = item.tensor.shape[-2:]
+        strips = iter_tiled_rows(net, item.tensor, tile=side, overlap=tile_overlap, device=device,
+                                 batch=batch_size, multiple=multiple)
+        first = next(strips)
+        scale = first[1].shape[-1] // w
+        write(item, _assemble(itertools.chain([first], strips), item, in_c, h * scale))
+        tiled += 1
 
     for path in files:
         try:
             source = read_image(path)
-            tensor = to_tensor(to_float(adapt_channels(source, in_c)))
-        except (DataError, ValueError, OSError) as exc:
-            failed.append({"file": str(path), "error": str(exc)})
+            tensor = _input_tensor(source, in_c)
+        except (DataError, ValueError, OSError, MemoryError) as exc:  # unreadable inputs: reported, not fatal
+            failed.append({"file": str(path), "error": str(exc) or type(exc).__name__})
             continue
         item = _Item(path, path.relative_to(input_dir), tensor, source)
-        if pending and (pending[0].tensor.shape != tensor.shape or len(pending) >= batch_size):
+        del source, tensor
+        h, w = item.tensor.shape[-2:]
+        side = None
+        if tile and (h > tile or w > tile):
+            side = tile
+        elif auto_tile and h * w > auto_pixels:
+            side = auto_tile
+            log.info("%s: %dx%d px is above the automatic tiling threshold (%d px of input): translating in %d px "
+                     "tiles, overlap %d (--tile N to choose the size, --tile 0 to turn tiling off)", item.rel, w, h,
+                     auto_pixels, side, tile_overlap)
+        if side:
+            translate_tiled(item, side)
+            continue
+        if pending and (pending[0].tensor.shape != item.tensor.shape or len(pending) >= batch_size):
             flush()
         pending.append(item)
     flush()
     seconds = time.perf_counter() - t0
     return {"images": written, "failed": len(failed), "failures": failed, "direction": direction or next(
         iter(export.meta["directions"])), "seconds": round(seconds, 3),
-        "images_per_s": round(written / max(seconds, 1e-9), 3), "output": str(output_dir)}
+        "images_per_s": round(written / max(seconds, 1e-9), 3), "tiled": tiled, "output": str(output_dir)}

@@ -24,9 +24,17 @@ def error_of(path: Path, *overrides: str) -> str:
     return str(info.value)
 
 
+def prerequisites_off(path: Path) -> list[str]:
+    """ESRGAN stage 2 needs a stage-1 export (model.init_from) and the VGG19 file (losses.perceptual.weights),
+    made by another run or fetched: switched off here (tests/test_esrgan.py checks the errors without them)."""
+    data = load_recipe(path)
+    out = ["model.init_from=null"] if data["model"].get("init_from") is not None else []
+    return out + (["losses.perceptual.weights=null"] if "perceptual" in data["losses"] else [])
+
+
 def test_bundled_recipes_validate():
     for path in sorted((ROOT / "recipes").rglob("*.yaml")):
-        validate_recipe(load_recipe(path))
+        validate_recipe(load_recipe(path, prerequisites_off(path)))
 
 
 def test_base_deep_merge_and_list_replacement(tmp_path):
@@ -54,8 +62,8 @@ def test_overrides_are_yaml_values():
 def test_golden_unknown_override_path():
     assert error_of(PIX2PIX, "trian.max_steps=5") == (
         f"file {PIX2PIX}, key 'trian': override names a key that is not in the recipe (got 'trian') "
-        "(did you mean 'train'?); valid: data, ema, eval, losses, model, name, nets, optim, plugins, schedule, seed, "
-        "train, translate")
+        "(did you mean 'train'?); valid: data, ema, eval, losses, model, monitor, name, nets, optim, plugins, "
+        "schedule, seed, train, translate")
 
 
 def test_golden_number_like_string():
@@ -65,10 +73,10 @@ def test_golden_number_like_string():
 
 
 def test_golden_unknown_net_type():
+    from i2i.registry import NETS
     assert error_of(PIX2PIX, "nets.g.type=unet") == (
-        f"file {PIX2PIX}, key 'nets.g.type': unknown net type (got 'unet') (did you mean 'unet_generator'?); "
-        "valid: aux_discriminator, dcgan_discriminator, dcgan_generator, image_classifier, patchgan, pixel_discriminator, "
-        "resnet_generator, unet_generator")
+        f"file {PIX2PIX}, key 'nets.g.type': unknown net type (got 'unet') (did you mean 'unet_discriminator_sn' or "
+        f"'unet_generator'?); valid: {', '.join(NETS.names())}")
 
 
 def test_golden_bad_choice():
@@ -97,11 +105,11 @@ def test_golden_d_channels_mismatch():
     (["data.type=paired"], "data.type", "did you mean 'paired_folder'"),
     (["data.direction=AB"], "data.direction", "valid: AtoB, BtoA"),
     (["data.batch_size=0"], "data.batch_size", "must be positive"),
-    (["losses.adv.mode=wgan"], "losses.adv.mode", "unknown adversarial mode"),
+    (["losses.adv.mode=wgan-gp"], "losses.adv.mode", "unknown adversarial mode"),
     (["losses.l2={type: l1}"], "losses.l2", "valid: adv, l1"),
     (["optim.g.type=adamm"], "optim.g.type", "did you mean 'adam'"),
     (["optim.g.lr=-1.0"], "optim.g.lr", "learning rate must be positive"),
-    (["schedule.type=cosine"], "schedule.type", "valid: constant, linear_decay"),
+    (["schedule.type=cosine"], "schedule.type", "valid: constant, cosine_restarts, linear_decay"),
     (["model.type=pix2pixhd"], "model.type", "did you mean 'pix2pix'"),
     (["model.pool_size=50"], "model.pool_size", "unknown argument for Pix2Pix"),
     (["nets.g.in_channels=1"], "nets.g.in_channels", "must be 3"),

@@ -1,7 +1,7 @@
 """Deterministic, resumable data order: which sample each rank sees at each step is a function of the step."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
