@@ -118,12 +118,7 @@ def load_export(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     """
     from .build import build_net
 
-    root = resolve_export_dir(path)
-    try:
-        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-        recipe = recipe_from_text((root / "recipe.yaml").read_text(encoding="utf-8"), str(root / "recipe.yaml"))
-    except (OSError, ValueError) as exc:
-        raise I2IError(f"{root}: unreadable export ({exc})") from None
+    root, meta, recipe = _read_bundle(path)
     check_export_code(recipe, list(meta.get("files", {})), root, allow_code)
     nets = {}
     for name, filename in meta["files"].items():

@@ -41,6 +41,57 @@ def _check_codes(cat_codes: list[int] | None, cont_codes: int, cont_logvar: bool
     return cat_codes
 
 
+class LatentInput:
+    """z [, label y, codes c] -> one input vector: shared by the generators that take noise (DCGAN, MLP).
+
+    Sets the attributes the conditional models and sampling read: z_dim, num_classes, label_mode, cat_codes,
+    cont_codes, code_dim, embed. Label modes: embedding / onehot are concatenated to z; multiply (PyTorch-GAN's
+    ACGAN) makes z * embed(y), so the label cannot be used without z and G cannot drop z.
+    """
+
+    def init_latent(self, z_dim: int, num_classes: int, label_mode: str, embed_dim: int, cat_codes: list[int],
+                    cont_codes: int) -> int:
+        """Set the latent attributes; returns the width of the vector ``latent`` makes."""
+        if label_mode not in ("embedding", "onehot", "multiply"):
+            raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot, multiply")
+        self.z_dim, self.num_classes, self.label_mode = z_dim, num_classes, label_mode
+        self.cat_codes, self.cont_codes = cat_codes, cont_codes
+        self.code_dim = sum(cat_codes) + cont_codes
+        dim = z_dim if label_mode == "multiply" else embed_dim
+        self.embed = nn.Embedding(num_classes, dim) if num_classes and label_mode != "onehot" else None
+        label_dim = 0 if not num_classes or label_mode == "multiply" else dim if self.embed is not None else num_classes
+        return z_dim + label_dim + self.code_dim
+
+    def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor | None, ...]:
+        y = torch.randint(0, self.num_classes, (batch,)) if self.num_classes else None
+        codes = [F.one_hot(torch.randint(0, k, (batch,)), k).float() for k in self.cat_codes]
+        c = torch.cat(codes + [torch.rand(batch, self.cont_codes) * 2 - 1], 1) if self.code_dim else None
+        return torch.randn(batch, self.z_dim), y, c
+
+    def latent(self, z: torch.Tensor, y: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
+        """[z (or z * embed(y)) | label | codes], with shape checks that name the net."""
+        name = type(self).__name__
+        if not torch.jit.is_tracing() and (z.dim() != 2 or z.shape[1] != self.z_dim):
+            raise ValueError(f"{name} needs z of shape (B, {self.z_dim}), got {tuple(z.shape)}")
+        parts = [z]
+        if (y is None) != (self.num_classes == 0):
+            raise ValueError(f"{name}(num_classes={self.num_classes}) needs y (B,) labels exactly when "
+                             f"num_classes > 0; got y={'None' if y is None else tuple(y.shape)}")
+        if y is not None and self.label_mode == "multiply":
+            parts[0] = z * self.embed(y)
+        elif y is not None:
+            parts.append(self.embed(y) if self.embed is not None else F.one_hot(y, self.num_classes).to(z.dtype))
+        if (c is None) != (self.code_dim == 0):
+            raise ValueError(f"{name}(code_dim={self.code_dim}) needs codes c exactly when code_dim > 0; "
+                             f"got c={'None' if c is None else tuple(c.shape)}")
+        if c is not None:
+            if not torch.jit.is_tracing() and (c.dim() != 2 or c.shape[1] != self.code_dim):
+                raise ValueError(f"{name} needs c of shape (B, {self.code_dim}) (categorical codes one-hot, "
+                                 f"then continuous codes), got {tuple(c.shape)}")
+            parts.append(c.to(z.dtype))
+        return torch.cat(parts, 1)
+
+
 class _FixedSize(nn.Module):
     """Shared recipe checks of the DCGAN nets: one fixed image size, categorical codes with >= 2 values."""
 
@@ -70,7 +121,7 @@ class _FixedSize(nn.Module):
 
 
 @NETS.register("dcgan_generator")
-class DCGANGenerator(_FixedSize):
+class DCGANGenerator(LatentInput, _FixedSize):
     """DCGAN G (Radford et al. 2016, arXiv:1511.06434): z (B, z) [, y (B,), c (B, codes)] -> (B, out, size, size)."""
 
     smoke_args: ClassVar[dict] = {"z_dim": 8, "base_channels": 8, "size": 32, "num_classes": 3, "cat_codes": [3],
@@ -84,16 +135,11 @@ class DCGANGenerator(_FixedSize):
         s0, k = _plan_or_raise("DCGANGenerator", size)
         if label_mode not in ("embedding", "onehot", "multiply"):
             raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot, multiply")
-        self.z_dim, self.num_classes, self.out_channels, self.size, self.s0 = z_dim, num_classes, out_channels, size, s0
-        self.cat_codes, self.cont_codes = _check_codes(cat_codes, cont_codes), cont_codes
-        self.code_dim = sum(self.cat_codes) + cont_codes
-        # "multiply" (PyTorch-GAN's ACGAN): z * embed(y), so the label cannot be used without z -- G cannot drop z
-        self.label_mode = label_mode
-        dim = z_dim if label_mode == "multiply" else embed_dim
-        self.embed = nn.Embedding(num_classes, dim) if num_classes and label_mode != "onehot" else None
-        label_dim = 0 if not num_classes or label_mode == "multiply" else dim if self.embed is not None else num_classes
+        self.out_channels, self.size, self.s0 = out_channels, size, s0
+        in_dim = self.init_latent(z_dim, num_classes, label_mode, embed_dim, _check_codes(cat_codes, cont_codes),
+                                  cont_codes)
         bias, c = conv_bias(norm), base_channels * 2 ** (k - 1)
-        self.project = nn.Linear(z_dim + label_dim + self.code_dim, c * s0 * s0, bias=bias)
+        self.project = nn.Linear(in_dim, c * s0 * s0, bias=bias)
         layers: list[nn.Module] = [norm_layer(norm, c), nn.ReLU(True)]
         for _ in range(k - 1):  # halve the channels while doubling the side; the k-th stage makes the image
             layers += [upsample2x(c, c // 2, upsample, bias), norm_layer(norm, c // 2), nn.ReLU(True)]
@@ -101,32 +147,8 @@ class DCGANGenerator(_FixedSize):
         self.body = nn.Sequential(*layers, upsample2x(c, out_channels, upsample, True), nn.Tanh())
         init_weights(self, init, init_gain)
 
-    def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor | None, ...]:
-        y = torch.randint(0, self.num_classes, (batch,)) if self.num_classes else None
-        codes = [F.one_hot(torch.randint(0, k, (batch,)), k).float() for k in self.cat_codes]
-        c = torch.cat(codes + [torch.rand(batch, self.cont_codes) * 2 - 1], 1) if self.code_dim else None
-        return torch.randn(batch, self.z_dim), y, c
-
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
-        if not torch.jit.is_tracing() and (z.dim() != 2 or z.shape[1] != self.z_dim):
-            raise ValueError(f"DCGANGenerator needs z of shape (B, {self.z_dim}), got {tuple(z.shape)}")
-        parts = [z]
-        if (y is None) != (self.num_classes == 0):
-            raise ValueError(f"DCGANGenerator(num_classes={self.num_classes}) needs y (B,) labels exactly when "
-                             f"num_classes > 0; got y={'None' if y is None else tuple(y.shape)}")
-        if y is not None and self.label_mode == "multiply":
-            parts[0] = z * self.embed(y)
-        elif y is not None:
-            parts.append(self.embed(y) if self.embed is not None else F.one_hot(y, self.num_classes).to(z.dtype))
-        if (c is None) != (self.code_dim == 0):
-            raise ValueError(f"DCGANGenerator(code_dim={self.code_dim}) needs codes c exactly when code_dim > 0; "
-                             f"got c={'None' if c is None else tuple(c.shape)}")
-        if c is not None:
-            if not torch.jit.is_tracing() and (c.dim() != 2 or c.shape[1] != self.code_dim):
-                raise ValueError(f"DCGANGenerator needs c of shape (B, {self.code_dim}) (categorical codes one-hot, "
-                                 f"then continuous codes), got {tuple(c.shape)}")
-            parts.append(c.to(z.dtype))
-        x = self.project(torch.cat(parts, 1))
+        x = self.project(self.latent(z, y, c))
         return self.body(x.view(x.shape[0], -1, self.s0, self.s0))
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..errors import RecipeError
 from ..layers import Init, init_weights
 from ..registry import NETS, config_value
+from .dcgan import LatentInput
 
 MLPNorm = Literal["batch", "none"]  # instance norm of a vector has nothing to normalise over
 
@@ -64,7 +64,7 @@ class _MLPNet(nn.Module):
 
 
 @NETS.register("mlp_generator")
-class MLPGenerator(_MLPNet):
+class MLPGenerator(LatentInput, _MLPNet):
     """MLP G (Goodfellow et al. 2014; CGAN: Mirza & Osindero 2014): z (B, z) [, y (B,), c (B, codes)] -> image.
 
     The same inputs and attributes as ``dcgan_generator``, so the conditional models and sampling code work
@@ -82,23 +82,17 @@ class MLPGenerator(_MLPNet):
                  init: Init = "normal", init_gain: float = 0.02):
         super().__init__()
         hidden = _check_hidden("MLPGenerator", hidden)
-        if label_mode not in ("embedding", "onehot", "multiply"):
-            raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot, multiply")
         if norm not in ("batch", "none"):
             raise ValueError(f"MLPGenerator norm must be 'batch' or 'none', got '{norm}'")
         for arg, value, low in (("z_dim", z_dim, 1), ("size", size, 1), ("out_channels", out_channels, 1),
                                 ("num_classes", num_classes, 0), ("embed_dim", embed_dim, 1)):
             if value < low:
                 raise ValueError(f"MLPGenerator {arg} must be >= {low}, got {value}")
-        self.z_dim, self.num_classes, self.out_channels, self.size = z_dim, num_classes, out_channels, size
-        self.cat_codes, self.cont_codes = _check_codes("MLPGenerator", cat_codes, cont_codes), cont_codes
-        self.code_dim = sum(self.cat_codes) + cont_codes
-        self.label_mode = label_mode
-        dim = z_dim if label_mode == "multiply" else embed_dim  # "multiply": z * embed(y), nothing concatenated
-        self.embed = nn.Embedding(num_classes, dim) if num_classes and label_mode != "onehot" else None
-        label_dim = 0 if not num_classes or label_mode == "multiply" else dim if self.embed is not None else num_classes
+        self.out_channels, self.size = out_channels, size
+        in_dim = self.init_latent(z_dim, num_classes, label_mode, embed_dim,
+                                  _check_codes("MLPGenerator", cat_codes, cont_codes), cont_codes)
         layers: list[nn.Module] = []
-        cin = z_dim + label_dim + self.code_dim
+        cin = in_dim
         for i, width in enumerate(hidden):  # no norm on the first block (PyTorch-GAN's GAN / CGAN)
             use_norm = norm == "batch" and i > 0
             layers += [nn.Linear(cin, width, bias=not use_norm)]
@@ -108,32 +102,8 @@ class MLPGenerator(_MLPNet):
         self.body = nn.Sequential(*layers, nn.Linear(cin, out_channels * size * size), nn.Tanh())
         init_weights(self, init, init_gain)
 
-    def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor | None, ...]:
-        y = torch.randint(0, self.num_classes, (batch,)) if self.num_classes else None
-        codes = [F.one_hot(torch.randint(0, k, (batch,)), k).float() for k in self.cat_codes]
-        c = torch.cat(codes + [torch.rand(batch, self.cont_codes) * 2 - 1], 1) if self.code_dim else None
-        return torch.randn(batch, self.z_dim), y, c
-
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
-        if not torch.jit.is_tracing() and (z.dim() != 2 or z.shape[1] != self.z_dim):
-            raise ValueError(f"MLPGenerator needs z of shape (B, {self.z_dim}), got {tuple(z.shape)}")
-        parts = [z]
-        if (y is None) != (self.num_classes == 0):
-            raise ValueError(f"MLPGenerator(num_classes={self.num_classes}) needs y (B,) labels exactly when "
-                             f"num_classes > 0; got y={'None' if y is None else tuple(y.shape)}")
-        if y is not None and self.label_mode == "multiply":
-            parts[0] = z * self.embed(y)
-        elif y is not None:
-            parts.append(self.embed(y) if self.embed is not None else F.one_hot(y, self.num_classes).to(z.dtype))
-        if (c is None) != (self.code_dim == 0):
-            raise ValueError(f"MLPGenerator(code_dim={self.code_dim}) needs codes c exactly when code_dim > 0; "
-                             f"got c={'None' if c is None else tuple(c.shape)}")
-        if c is not None:
-            if not torch.jit.is_tracing() and (c.dim() != 2 or c.shape[1] != self.code_dim):
-                raise ValueError(f"MLPGenerator needs c of shape (B, {self.code_dim}) (categorical codes one-hot, "
-                                 f"then continuous codes), got {tuple(c.shape)}")
-            parts.append(c.to(z.dtype))
-        return self.body(torch.cat(parts, 1)).view(z.shape[0], self.out_channels, self.size, self.size)
+        return self.body(self.latent(z, y, c)).view(z.shape[0], self.out_channels, self.size, self.size)
 
 
 @NETS.register("mlp_discriminator")
