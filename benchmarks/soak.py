@@ -5,7 +5,7 @@ pix2pix (U-Net + PatchGAN, 32 px, on generated photo-like crops in a temporary f
 path, checkpointing every ``--checkpoint-every`` steps (keeping 2), logging and sampling as a real run does,
 while a thread samples the process's RSS and open descriptors.
 
-    python benchmarks/soak.py                 # 6000 steps (about 8 minutes on 2 idle cores)
+    python benchmarks/soak.py                 # 6000 steps (about 2 minutes on 2 idle cores)
     python benchmarks/soak.py --steps 20000
 
 Prints a table of RSS and descriptors over the run; the last line is JSON with the growth over the second half

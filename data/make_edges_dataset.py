@@ -17,10 +17,12 @@ import cv2
 import numpy as np
 
 try:
+    from i2i.data.demo import edge_map
     from i2i.data.io import adapt_channels, list_images, read_image, to_uint8, write_image
     from i2i.errors import DataError
 except ImportError:  # run from a checkout without installing: the package sits next to data/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from i2i.data.demo import edge_map
     from i2i.data.io import adapt_channels, list_images, read_image, to_uint8, write_image
     from i2i.errors import DataError
 
@@ -36,13 +38,8 @@ def square(photo: np.ndarray, size: int) -> np.ndarray:
 
 
 def edges(photo: np.ndarray, sigma: float = 1.5) -> np.ndarray:
-    """Black-on-white Canny edges as RGB; thresholds follow the image's own gradient statistics."""
-    gray = adapt_channels(photo, 1)[..., 0]
-    smooth = cv2.GaussianBlur(gray, (0, 0), sigma)
-    # Thresholds from the median intensity keep edge density similar across dark and bright photos.
-    median = float(np.median(smooth))
-    lines = cv2.Canny(smooth, int(max(0, 0.66 * median)), int(min(255, 1.33 * median)) or 1)
-    return np.repeat((255 - lines)[..., None], 3, axis=2)
+    """Black-on-white Canny edges as RGB (the demo data set's edge maps, smoothed more for full-size photos)."""
+    return np.repeat(edge_map(photo, sigma), 3, axis=2)
 
 
 def main(argv: list[str] | None = None) -> int:

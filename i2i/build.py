@@ -149,9 +149,9 @@ def _validate_recipe(recipe: Recipe) -> None:
                 raise RecipeError(f"model '{recipe['model']['type']}' has no {section[:-1] if section != 'optim' else 'optimizer group'} of this name",
                                   file=file, key=f"{section}.{name}", value=name, choices=required + optional)
 
-    check_names("nets", model_cls.nets_required)
+    check_names("nets", model_cls.nets_required, model_cls.nets_optional)
     check_names("losses", model_cls.losses_required, model_cls.losses_optional)
-    check_names("optim", tuple(model_cls.optim_groups))
+    check_names("optim", tuple(model_cls.groups_for(recipe["nets"] or {})))
     for name, cfg in recipe["nets"].items():
         net_cfg = _net_config(cfg, key=f"nets.{name}", file=file)[0]
         dry_build(NETS.check(net_cfg, key=f"nets.{name}", file=file), net_cfg, key=f"nets.{name}", file=file)

@@ -65,7 +65,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     result = translate_folder(export, args.input, args.output, direction=args.direction,
                               batch_size=args.batch_size, device=device, tile=args.tile,
-                              tile_overlap=args.tile_overlap)
+                              tile_overlap=args.tile_overlap, samples=args.samples, seed=args.seed,
+                              sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate)
     for f in result["failures"]:
         error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
         print(f"i2i: skipped {f['file']}: {error}", file=sys.stderr)
@@ -108,13 +109,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     if export.meta.get("task") == "super_resolution":  # sr_pixel / esrgan exports: PSNR/SSIM against bicubic
         return _eval_sr(args, export, device)
+    if export.meta.get("task") == "paired_translation":  # pix2pix / bicyclegan: diversity and reconstruction
+        from .engine.paired_scoring import evaluate_export_paired
+        _json(evaluate_export_paired(export, data=args.data, split=args.split, max_images=args.max_images,
+                                     samples=args.samples, seed=args.seed, feature_weights=args.feature_weights,
+                                     device=device))
+        return 0
+    if args.data is None:
+        raise I2IError("--data is required for this export: labeled data (class folders or .npz), or HR images for "
+                       "super-resolution")
     classifier_dir = args.classifier or (export.recipe.get("eval") or {}).get("classifier")
     if not classifier_dir:
         raise I2IError("no evaluation classifier: pass --classifier DIR (train one with "
                        f"`i2i classifier {args.data} --output DIR`)")
     classifier = load_export(classifier_dir, device=device).nets["classifier"]
     g = export.nets.get("g")
-    if g is None or not hasattr(g, "z_dim"):
+    from .sample import noise_generator
+    if g is None or not noise_generator(g):
         raise I2IError(f"{export.path}: `i2i eval` scores conditional generators (cgan, acgan, infogan)")
     x, y, _ = load_labeled_arrays(args.data, args.split, g.out_channels, g.size)
     figures = evaluate_generator(g, classifier, torch.as_tensor(x[: args.real_images]),
@@ -125,6 +136,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_sr(args: argparse.Namespace, export, device: str) -> int:
+    if args.data is None:
+        raise I2IError("--data is required for a super-resolution export: a folder of HR images or *_HR/*_LR pairs")
     from .engine.sr_scoring import evaluate_export, format_table
     summary, rows = evaluate_export(export, args.data, lr_data=args.lr_data, scale=args.scale,
                                     crop_border=args.crop_border, max_images=args.max_images, device=device)
@@ -201,6 +214,20 @@ def parser() -> argparse.ArgumentParser:
                     help="overlap between neighbouring tiles in input px (default 32, smaller than --tile). Tiled "
                          "output equals untiled output for convolutional nets whose receptive-field radius is at "
                          "most N/4; nets with instance norm normalise per tile (the blending hides the seams)")
+    mm = tr.add_argument_group("multimodal exports (a generator with a latent code z, e.g. bicyclegan)")
+    mm.add_argument("--samples", type=int, default=None, metavar="N",
+                    help="outputs per input, <name>_sample0 ... <name>_sample<N-1>, each with z ~ N(0, I) "
+                         "(default 1; the codes used go to latents.json in --output)")
+    mm.add_argument("--seed", type=int, default=0, help="seed of the random codes (with the input's position in the "
+                                                        "sorted file list, unless --sync-z)")
+    mm.add_argument("--sync-z", action="store_true", help="the same codes for every input: sample k of each input "
+                                                          "shares z_k, so columns compare like with like")
+    mm.add_argument("--style-from", default=None, metavar="IMAGE",
+                    help="one output per input, <name>_style-<image>, with z encoded from this B-domain image by the "
+                         "export's encoder (plus random samples only if --samples is given too)")
+    mm.add_argument("--interpolate", type=int, default=0, metavar="K",
+                    help="also write <name>_interp: a strip of K outputs along the line from the input's first "
+                         "random code to its second (its _sample0 and _sample1)")
     tr.set_defaults(func=cmd_translate)
 
     ip = sub.add_parser("interpolate", help="blend the weights of two exports of one architecture",
@@ -237,22 +264,33 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     ev = sub.add_parser("eval", help="score an export: a conditional generator with the evaluation classifier, "
-                                     "a super-resolution net by PSNR/SSIM against bicubic",
+                                     "a super-resolution net by PSNR/SSIM against bicubic, a paired translator "
+                                     "(pix2pix, bicyclegan) by diversity and reconstruction",
                         description="Conditional generators: class accuracy of generated samples (InfoGAN: after "
                                     "matching code values to classes) and Frechet distance in the classifier's "
                                     "feature space. Super-resolution exports (sr_pixel, esrgan): PSNR and SSIM (RGB "
                                     "and Y, scale px of border cropped) of the model and of bicubic upscaling from "
-                                    "the same LR inputs, as a table per image. Last line: JSON.")
+                                    "the same LR inputs, as a table per image. Paired translators (pix2pix, "
+                                    "bicyclegan): on the --split pairs of --data (default: the recipe's data.root), "
+                                    "diversity = mean pairwise distance between --samples outputs per input (pixels "
+                                    "and VGG19 features; pix2pix's noise is its dropout) and reconstruction_l1 "
+                                    "(BicycleGAN: with z encoded from the real B). Last line: JSON.")
     ev.add_argument("export", help="export folder, or a run folder holding export/")
-    ev.add_argument("--data", required=True, help="labeled data (class folders or .npz) for the real images; for "
-                                                  "super-resolution: HR images (LR made by the training bicubic) or "
-                                                  "*_HR/*_LR pairs such as Set5/image_SRF_4 (LR files used)")
+    ev.add_argument("--data", default=None, help="labeled data (class folders or .npz) for the real images; for "
+                                                 "super-resolution: HR images (LR made by the training bicubic) or "
+                                                 "*_HR/*_LR pairs such as Set5/image_SRF_4 (LR files used); for "
+                                                 "paired translators: the paired data root (default: the recipe's)")
+    ev.add_argument("--samples", type=int, default=5, help="paired translators: outputs per input (>= 2)")
+    ev.add_argument("--feature-weights", default="auto",
+                    help="paired translators: VGG19 weights for the feature-space diversity: auto (ImageNet from "
+                         "the torch cache if there, else an untrained VGG19, named in the output), imagenet, a path")
     ev.add_argument("--lr-data", default=None, help="super-resolution: a folder of LR images matching --data's HR "
                                                     "images by name (model and bicubic both start from them)")
     ev.add_argument("--scale", type=int, default=None, help="super-resolution: must equal the export's scale")
     ev.add_argument("--crop-border", type=int, default=None, help="super-resolution: border px not scored "
                                                                   "(default: the scale)")
-    ev.add_argument("--max-images", type=int, default=None, help="super-resolution: the first N images only")
+    ev.add_argument("--max-images", type=int, default=None, help="super-resolution and paired translators: the "
+                                                                 "first N images only")
     ev.add_argument("--classifier", default=None, help="classifier export (default: the recipe's eval.classifier)")
     ev.add_argument("--split", default="test")
     ev.add_argument("--per-class", type=int, default=100)

@@ -40,6 +40,8 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
     def apply(m: nn.Module) -> None:
         name = type(m).__name__
         if hasattr(m, "weight") and m.weight is not None and ("Conv" in name or "Linear" in name):
+            if m.weight.numel() == 0:  # a layer of width 0 (a recipe error, reported by name where it is built)
+                return
             if kind == "normal":
                 nn.init.normal_(m.weight, 0.0, gain)
             elif kind == "xavier":

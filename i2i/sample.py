@@ -36,12 +36,18 @@ def _classes(g, names: list[str], wanted: list[str] | None) -> list[int]:
 
 
 @torch.no_grad()
+def noise_generator(g) -> bool:
+    """A generator of noise (and labels/codes) alone; an image-to-image one (even with a latent code, as
+    BicycleGAN's U-Net) takes ``in_channels`` of input image."""
+    return hasattr(g, "z_dim") and not hasattr(g, "in_channels")
+
+
 def sample_export(export: Export, output: str | Path, *, per_class: int = 0, classes: list[str] | None = None,
                   columns: int = 10, seed: int = 0, traverse: bool = True, device: str = "cpu") -> dict:
     if "g" not in export.nets:
         raise I2IError(f"{export.path}: no generator 'g' to sample (model '{export.meta.get('model')}')")
     g = export.nets["g"].to(device).eval()
-    if not hasattr(g, "z_dim"):
+    if not noise_generator(g):
         raise I2IError(f"{export.path}: generator {type(g).__name__} takes an input image; use `i2i translate`")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Translate a folder tree with an export: every image, same relative names, channels and bit depth kept."""
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import time
@@ -23,6 +24,7 @@ from .data.io import (
 )
 from .errors import DataError, I2IError
 from .export import Export
+from .latents import LatentPlan, WithCode, interpolation_strip
 from .registry import NETS
 from .tiling import check_tile, iter_tiled_rows
 
@@ -104,8 +106,15 @@ def _input_tensor(source: np.ndarray, channels: int) -> torch.Tensor:
 class _Item:
     def __init__(self, path: Path, rel: Path, tensor: torch.Tensor, source: np.ndarray):
         self.path, self.rel, self.tensor = path, rel, tensor
+        self.z: torch.Tensor | None = None  # latent code (z_dim,) of a multimodal generator
         self.channels, self.dtype = source.shape[2], source.dtype
         self.alpha = source[..., -1:].copy() if source.shape[2] in (2, 4) else None  # not a view: frees source
+
+    def variant(self, rel: Path, z: torch.Tensor) -> _Item:
+        """The same input (shared tensor) under another output name, with latent code ``z``."""
+        other = copy.copy(self)
+        other.rel, other.z = rel, z
+        return other
 
 
 def _encode(y: torch.Tensor, item: _Item, in_channels: int, alpha: np.ndarray | None) -> np.ndarray:
@@ -148,12 +157,19 @@ def _assemble(strips: Iterable[tuple[int, torch.Tensor]], item: _Item, in_channe
 
 def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Path, *, direction: str | None = None,
                      batch_size: int = 4, device: str | torch.device = "cpu", tile: int | None = None,
-                     tile_overlap: int = 32) -> dict:
+                     tile_overlap: int = 32, samples: int | None = None, seed: int = 0, sync_z: bool = False,
+                     style_from: str | Path | None = None, interpolate: int = 0) -> dict:
     """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
 
     ``tile``: translate images larger than ``tile`` x ``tile`` input px in overlapping tiles (see i2i/tiling.py),
     ``batch_size`` tiles per forward pass. ``None``: tile automatically images above ``AUTO_TILE_PIXELS``
     with ``AUTO_TILE`` px tiles. ``0``: never tile.
+
+    Multimodal generators (a ``z_dim``, e.g. BicycleGAN's): ``samples`` outputs per input named
+    ``<name>_sample<k>`` with z ~ N(0, I) (seeded by ``seed`` and the input's position; ``sync_z``: the same z set
+    for every input), or one output ``<name>_style-<image>`` with z encoded from ``style_from`` by the export's
+    encoder, and with ``interpolate`` K a strip ``<name>_interp`` of K outputs along the line between two codes.
+    The codes used are written to ``latents.json`` in the output folder.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_folders(input_dir, output_dir)
@@ -176,6 +192,8 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                            "pass a larger --tile with it")
         auto_tile, _ = check_tile(auto_tile, tile_overlap, multiple=multiple, min_size=smallest)
     net = net.to(device).eval()
+    plan = LatentPlan.for_export(export, net, samples=samples, seed=seed, sync_z=sync_z, style_from=style_from,
+                                 interpolate=interpolate, device=device)
     torch.set_flush_denormal(True)  # denormal activations are 10-100x slower on x86 CPUs
     net_scale = getattr(net, "scale", 1)
     auto_pixels = AUTO_TILE_PIXELS // (net_scale ** 2 if isinstance(net_scale, int) and net_scale > 0 else 1)
@@ -198,6 +216,8 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
         try:
             write_image(target, array)
             written += 1
+            if plan is not None and item.z is not None:
+                plan.record(item.rel, item.z)
         except (OSError, DataError, ValueError) as exc:
             failed.append({"file": str(item.path), "error": f"cannot write {show_path(target)}: {exc}"})
 
@@ -207,7 +227,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
         x = torch.stack([it.tensor for it in pending]).contiguous().to(device)
         x, (h, w) = pad_to_multiple(x, multiple)
         with torch.inference_mode():
-            y = net(x)
+            y = net(x) if pending[0].z is None else net(x, torch.stack([it.z for it in pending]).to(device))
         scale_h, scale_w = y.shape[-2] // x.shape[-2], y.shape[-1] // x.shape[-1]
         y = y[..., : h * max(1, scale_h), : w * max(1, scale_w)].float().cpu()
         for item, out in zip(pending, y):
@@ -217,14 +237,15 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     def translate_tiled(item: _Item, side: int) -> None:
         nonlocal tiled
         h, w = item.tensor.shape[-2:]
-        strips = iter_tiled_rows(net, item.tensor, tile=side, overlap=tile_overlap, device=device,
+        strips = iter_tiled_rows(net if item.z is None else WithCode(net, item.z), item.tensor, tile=side,
+                                 overlap=tile_overlap, device=device,
                                  batch=batch_size, multiple=multiple)
         first = next(strips)
         scale = first[1].shape[-1] // w
         write(item, _assemble(itertools.chain([first], strips), item, in_c, h * scale))
         tiled += 1
 
-    for path in files:
+    for index, path in enumerate(files):
         try:
             source = read_image(path)
             tensor = _input_tensor(source, in_c)
@@ -242,14 +263,32 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
             log.info("%s: %dx%d px is above the automatic tiling threshold (%d px of input): translating in %d px "
                      "tiles, overlap %d (--tile N to choose the size, --tile 0 to turn tiling off)", item.rel, w, h,
                      auto_pixels, side, tile_overlap)
-        if side:
-            translate_tiled(item, side)
-            continue
-        if pending and (pending[0].tensor.shape != item.tensor.shape or len(pending) >= batch_size):
+        if plan is not None and plan.interpolate:
             flush()
-        pending.append(item)
+            z_line = plan.line(index)
+            try:
+                strip = interpolation_strip(net, item.tensor, z_line, multiple=multiple, device=device)
+            except (RuntimeError, MemoryError) as exc:
+                failed.append({"file": str(item.path), "error": f"interpolation strip: {exc}"})
+            else:
+                strip_item = item.variant(plan.strip_name(item.rel), torch.stack([z_line[0], z_line[-1]]))
+                strip_item.alpha = None  # one alpha for K frames side by side: dropped
+                write(strip_item, _assemble([(0, strip)], strip_item, in_c, h))
+        variants = [item] if plan is None else [item.variant(rel, z) for rel, z in plan.codes(index, item.rel)]
+        for variant in variants:
+            if side:
+                translate_tiled(variant, side)
+                continue
+            if pending and (pending[0].tensor.shape != variant.tensor.shape or len(pending) >= batch_size):
+                flush()
+            pending.append(variant)
     flush()
     seconds = time.perf_counter() - t0
-    return {"images": written, "failed": len(failed), "failures": failed, "direction": direction or next(
+    extra = {}
+    if plan is not None:
+        extra = plan.summary()
+        if written:
+            plan.write_codes(output_dir / "latents.json")
+    return {**extra, "images": written, "failed": len(failed), "failures": failed, "direction": direction or next(
         iter(export.meta["directions"])), "seconds": round(seconds, 3),
         "images_per_s": round(written / max(seconds, 1e-9), 3), "tiled": tiled, "output": str(output_dir)}

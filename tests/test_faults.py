@@ -56,10 +56,10 @@ def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def spawn(path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+def spawn(path: Path, *args: str, env: dict | None = None, new_group: bool = False) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "i2i.cli", "train", str(path), *args], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_group)
 
 
 def logged_steps(run: Path) -> int:
@@ -117,6 +117,25 @@ def test_signal_writes_a_checkpoint_and_resume_matches(sig, paired_root_module, 
     latest = run / "checkpoints" / (run / "checkpoints" / "latest").read_text()
     stopped = json.loads((latest / "trainer_state.json").read_text())["step"]
     assert 3 <= stopped < STEPS and f"{signal.Signals(sig).name} at step {stopped}" in err and "--resume latest" in err
+    proc = spawn(path, "--resume", "latest")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert same(export_weights(run), uninterrupted)
+
+
+def test_sigterm_to_the_process_group_with_loader_workers(paired_root_module, uninterrupted, tmp_path):
+    """A scheduler cancelling a job (or `timeout`) signals every process, data loader workers included: the run
+    still finishes its step, checkpoints and exits 143, and the resumed run matches an uninterrupted one."""
+    run = tmp_path / "run"
+    r = recipe(paired_root_module, run)
+    r["data"]["num_workers"] = 1
+    path = write_recipe(tmp_path / "r.yaml", r)
+    proc = spawn(path, new_group=True)
+    wait_for(lambda: logged_steps(run) >= 3, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "DataLoader worker" not in err and "--resume latest" in err
     proc = spawn(path, "--resume", "latest")
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err

@@ -23,9 +23,12 @@ class PlainContext:
                      for g, names in model.optim_groups.items()}
 
     def update(self, group, loss):
-        self.opts[group].zero_grad(set_to_none=True)
+        groups = (group,) if isinstance(group, str) else group
+        for g in groups:
+            self.opts[g].zero_grad(set_to_none=True)
         loss.backward()
-        self.opts[group].step()
+        for g in groups:
+            self.opts[g].step()
 
     @contextlib.contextmanager
     def frozen(self, *names):

@@ -52,21 +52,46 @@ def _write_crops(folder: Path, stem: str, crops: list[np.ndarray], channels: int
     return len(crops)
 
 
-def build_colorize(root: Path) -> dict[str, int]:
-    """Paired gray -> colour ("folders" layout): <split>/A/*.png gray (L), <split>/B/*.png the same crops in RGB."""
+PAIRED_PLAN = {"train": (("astronaut", "chelsea", "rocket", "motorcycle", "china"), 60, 8),
+               "test": (("flower", "coffee"), 12, 4)}  # whole photos held out for test
+
+
+def _build_paired(root: Path, make_a: Callable[[np.ndarray], np.ndarray]) -> dict[str, int]:
+    """Paired data ("folders" layout): <split>/A/*.png = make_a(crop), <split>/B/*.png the RGB crops."""
     rng = np.random.default_rng(0)
-    plan = {"train": (("astronaut", "chelsea", "rocket", "motorcycle", "china"), 60, 8),
-            "test": (("flower", "coffee"), 12, 4)}  # whole photos held out for test
     counts = {}
-    for split, (photos, full, half) in plan.items():
+    for split, (photos, full, half) in PAIRED_PLAN.items():
         n = 0
         for name in photos:
             image = _photo(name)
             for tag, crops in ((name, _crops(image, full, rng)), (f"{name}_half", _crops(image, half, rng, 0.5))):
-                _write_crops(root / split / "A", tag, crops, channels=1)
+                for k, crop in enumerate(crops):
+                    write_image(root / split / "A" / f"{tag}_{k:03d}.png", make_a(crop))
                 n += _write_crops(root / split / "B", tag, crops)
         counts[split] = n
     return counts
+
+
+def build_colorize(root: Path) -> dict[str, int]:
+    """Paired gray -> colour ("folders" layout): <split>/A/*.png gray (L), <split>/B/*.png the same crops in RGB."""
+    return _build_paired(root, lambda crop: adapt_channels(crop, 1))
+
+
+def edge_map(photo: np.ndarray, sigma: float = 0.8) -> np.ndarray:
+    """Black-on-white Canny edges (H, W, 1) uint8 of the smoothed gray image, as edges2shoes-style sketches; the
+    thresholds follow the image's median, which keeps edge density similar across dark and bright photos."""
+    gray = adapt_channels(photo, 1)[..., 0]
+    smooth = cv2.GaussianBlur(gray, (0, 0), sigma)
+    median = float(np.median(smooth))
+    lines = cv2.Canny(smooth, int(max(0, 0.66 * median)), int(min(255, 1.33 * median)) or 1)
+    return (255 - lines)[..., None]
+
+
+def build_edges2photo(root: Path) -> dict[str, int]:
+    """Paired edges -> photo ("folders" layout): <split>/A/*.png edge sketches (L), <split>/B/*.png the RGB crops.
+
+    Colour and texture are not in the edges: many photos fit one sketch (BicycleGAN's multimodal setting)."""
+    return _build_paired(root, edge_map)
 
 
 def build_photo2ihc(root: Path) -> dict[str, int]:
@@ -161,7 +186,8 @@ def build_sr_val(root: Path) -> dict[str, int]:
     (root / "SOURCES.txt").write_text(SR_SOURCES)
     return {"hr": n}
 
-DEMOS: dict[str, Callable[[Path], dict[str, int]]] = {"colorize": build_colorize, "photo2ihc": build_photo2ihc,
+DEMOS: dict[str, Callable[[Path], dict[str, int]]] = {"colorize": build_colorize, "edges2photo": build_edges2photo,
+                                                      "photo2ihc": build_photo2ihc,
                                                       "digits": build_digits, "sr": build_sr, "sr_val": build_sr_val}
 
 

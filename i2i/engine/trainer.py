@@ -103,30 +103,38 @@ class TrainContext:
     def _params(self, group: str) -> list[torch.Tensor]:
         return [p for n in self.groups[group] for p in self.nets[n].parameters()]
 
-    def update(self, group: str, loss: torch.Tensor) -> None:
-        opt = self.optimizers[group]
+    def update(self, group: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """One backward of ``loss``, then a step of each named group (several: a loss two nets minimise jointly,
+        such as BicycleGAN's G and E, each with its own optimizer)."""
+        groups = (group,) if isinstance(group, str) else tuple(group)
         if self.inject_nan_step is not None and self.step == self.inject_nan_step:
             loss = loss * float("nan")
-        opt.zero_grad(set_to_none=True)
+        for g in groups:
+            self.optimizers[g].zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
-        norm = None
-        if self.grad_clip:
-            norm = self.accelerator.clip_grad_norm_(self._params(group), self.grad_clip)
-        elif self.measure or self.skip_nonfinite:
-            grads = [p.grad for p in self._params(group) if p.grad is not None]
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else None
-        if self.skip_nonfinite and not bool(torch.isfinite(loss.detach()) & (torch.isfinite(norm) if norm is not None
-                                                                                 else True)):
-            opt.zero_grad(set_to_none=True)  # a host sync per update: the price of monitor.on_nan: skip
+        norms = {}
+        for g in groups:
+            norm = None
+            if self.grad_clip:
+                norm = self.accelerator.clip_grad_norm_(self._params(g), self.grad_clip)
+            elif self.measure or self.skip_nonfinite:
+                grads = [p.grad for p in self._params(g) if p.grad is not None]
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else None
+            norms[g] = norm
+        if self.skip_nonfinite and not bool(torch.isfinite(loss.detach()) & torch.stack(
+                [torch.isfinite(n) for n in norms.values() if n is not None] or [torch.tensor(True)]).all()):
+            for g in groups:  # a host sync per update: the price of monitor.on_nan: skip
+                self.optimizers[g].zero_grad(set_to_none=True)
             self.skipped += 1
             return
-        if norm is not None and self.measure:
-            self.grad_norms[group] = norm.detach()
-        opt.step()
-        if group in self.critic_groups and self.constraints:
-            params = self._params(group)
-            for c in self.constraints:
-                c.constrain(params)
+        for g in groups:
+            if norms[g] is not None and self.measure:
+                self.grad_norms[g] = norms[g].detach()
+            self.optimizers[g].step()
+            if g in self.critic_groups and self.constraints:
+                params = self._params(g)
+                for c in self.constraints:
+                    c.constrain(params)
 
     @contextlib.contextmanager
     def frozen(self, *names: str):
@@ -134,6 +142,15 @@ class TrainContext:
         modules = tuple(self.accelerator.unwrap_model(self.nets[n]) for n in names)
         with frozen_modules(*modules) as mods:
             yield mods
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """Data loader workers leave SIGINT/SIGTERM to the main process. A signal sent to the whole process group
+    (Ctrl-C, `timeout`, a cluster scheduler cancelling the job) would otherwise kill the workers first, and the
+    main process would die of "DataLoader worker killed" instead of finishing its step and checkpointing; the
+    workers end when the main process shuts the loader down (or dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def speed_options(net: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
@@ -411,7 +428,8 @@ class Trainer:
             persistent_workers=lc.persistent_workers and workers > 0, drop_last=True,
             prefetch_factor=lc.prefetch_factor if workers > 0 else None,
             # a private generator: creating the iterator must not draw from the global RNG (resume equality)
-            generator=torch.Generator().manual_seed(self.recipe["seed"]))
+            generator=torch.Generator().manual_seed(self.recipe["seed"]),
+            worker_init_fn=ignore_stop_signals if workers > 0 else None)
 
     def _fixed_batch(self, parts: Parts, device: torch.device, count: int | None = None) -> dict:
         n = min(count or parts.train.sample_count, len(parts.dataset))

@@ -1,10 +1,10 @@
 """Losses: each an nn.Module that owns its ``weight`` and returns a weighted scalar."""
 from .adversarial import ADVERSARIAL_MODES, AdversarialLoss
-from .latent import AuxClassificationLoss, MutualInformationLoss
+from .latent import AuxClassificationLoss, KLLoss, MutualInformationLoss
 from .perceptual import PerceptualLoss
 from .pixel import L1Loss, MSELoss
 
 __all__ = [
-    "ADVERSARIAL_MODES", "AdversarialLoss", "AuxClassificationLoss", "L1Loss", "MSELoss",
+    "ADVERSARIAL_MODES", "AdversarialLoss", "AuxClassificationLoss", "KLLoss", "L1Loss", "MSELoss",
     "MutualInformationLoss", "PerceptualLoss",
 ]

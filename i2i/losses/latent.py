@@ -48,3 +48,20 @@ class MutualInformationLoss(nn.Module):
                 cont = F.gaussian_nll_loss(mu, codes["cont"], var)
             total = total + self.cont_weight * cont
         return self.weight * total
+
+
+@LOSSES.register("kl")
+class KLLoss(nn.Module):
+    """KL(N(mu, exp(logvar)) || N(0, I)) of a VAE-style encoder's (mu, logvar), each (B, z) -> scalar.
+
+    Summed over z and averaged over the batch: equal to BicycleGAN's reference (which sums over everything) at its
+    batch of 2, whose cVAE half is one image, and independent of the batch size otherwise.
+    """
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+        return self.weight * kl.flatten(1).sum(1).mean()

@@ -16,8 +16,8 @@ class StepContext(Protocol):
 
     step: int
 
-    def update(self, group: str, loss: torch.Tensor) -> None:
-        """zero_grad, backward, clip, optimizer step for one optimizer group."""
+    def update(self, group: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """zero_grad, backward, clip, optimizer step for one optimizer group (or several, one backward)."""
 
     def frozen(self, *names: str) -> contextlib.AbstractContextManager[tuple[nn.Module, ...]]:
         """No gradients for these nets inside the block; yields the unwrapped modules."""
@@ -27,6 +27,7 @@ class GANModel:
     """Base of every model: names its nets, optimizer groups, exported nets and the group order per step."""
 
     nets_required: ClassVar[tuple[str, ...]] = ()
+    nets_optional: ClassVar[tuple[str, ...]] = ()  # an optimizer group whose nets are absent is dropped
     losses_required: ClassVar[tuple[str, ...]] = ()
     losses_optional: ClassVar[tuple[str, ...]] = ()
     optim_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -38,13 +39,20 @@ class GANModel:
     def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module]):
         self.nets = nets
         self.losses = losses
+        self.optim_groups = self.groups_for(nets)
+
+    @classmethod
+    def groups_for(cls, net_names) -> dict[str, tuple[str, ...]]:
+        """The optimizer groups of a recipe with these nets: those whose nets are all there."""
+        return {g: names for g, names in cls.optim_groups.items() if all(n in net_names for n in names)}
 
     # -- one training step
     def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        plan = step_plan(self.order, self.critic_groups, ctx.step, **getattr(ctx, "schedule", {}))
+        order = tuple(g for g in self.order if g in self.optim_groups)
+        plan = step_plan(order, self.critic_groups, ctx.step, **getattr(ctx, "schedule", {}))
         # a step that trains no generator group needs no graph through the generators
         trains_g = any(g not in self.critic_groups for g in plan)
         with contextlib.nullcontext() if trains_g else torch.no_grad():

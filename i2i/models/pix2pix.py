@@ -6,6 +6,8 @@ import torch
 from ..registry import MODELS
 from .base import GANModel
 
+PAIRED_TASK = "paired_translation"  # export meta "task": `i2i eval` scores such exports on paired test data
+
 
 @MODELS.register("pix2pix")
 class Pix2Pix(GANModel):
@@ -17,6 +19,7 @@ class Pix2Pix(GANModel):
     export = ("g",)
     order = ("d", "g")  # the reference updates D on the current fake, then G against the updated D
     directions = {"AtoB": "g"}
+    scorer = "i2i.engine.paired_scoring:PairedScorer"
 
     def generate(self, batch):
         return {"fake_b": self.nets["g"](batch["real_a"])}
@@ -44,6 +47,9 @@ class Pix2Pix(GANModel):
     @torch.no_grad()
     def health_samples(self, batch):
         return self.nets["g"](batch["real_a"]), batch["real_b"]
+
+    def export_info(self, dataset):
+        return {"task": PAIRED_TASK}
 
     @classmethod
     def validate(cls, recipe, data_channels, *, file):

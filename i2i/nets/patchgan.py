@@ -80,3 +80,52 @@ class PixelDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+@NETS.register("multiscale_patchgan")
+class MultiScalePatchGAN(nn.Module):
+    """PatchGANs on an image pyramid (BicycleGAN's D_NLayersMulti, pix2pixHD): (B, in, H, W) -> list of logit maps.
+
+    Scale 0 sees the input, scale k the input average-pooled k times (3x3, stride 2, padding 1, padding not
+    counted). ``shared=False`` (the reference) gives every scale its own PatchGAN; ``shared=True`` applies one
+    PatchGAN at every scale. The maps are (B, 1, h_k, w_k), finest first.
+    """
+
+    smoke_args: ClassVar[dict] = {"base_channels": 4, "layers": 1, "num_scales": 2}
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, layers: int = 3, norm: Norm = "batch",
+                 num_scales: int = 2, shared: bool = False, init: Init = "normal", init_gain: float = 0.02):
+        super().__init__()
+        if num_scales < 1:
+            raise ValueError(f"num_scales must be >= 1, got {num_scales}")
+        self.in_channels, self.layers, self.num_scales, self.shared = in_channels, layers, num_scales, shared
+        self.nets = nn.ModuleList(PatchGAN(in_channels, base_channels, layers, norm, init, init_gain)
+                                  for _ in range(1 if shared else num_scales))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    @classmethod
+    def size_multiple(cls, **kwargs: Any) -> int:
+        return 1
+
+    @classmethod
+    def min_size(cls, **kwargs: Any) -> int:
+        # the 3x3/2 pooling with padding 1 gives ceil(n / 2): k poolings give ceil(n / 2**k), which must reach
+        # PatchGAN's minimum m at the coarsest scale, so n > (m - 1) * 2**k
+        k = kwargs.get("num_scales", 2) - 1
+        return (PatchGAN.min_size(layers=kwargs.get("layers", 3)) - 1) * 2 ** k + 1
+
+    def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
+        side = max(size, self.min_size(layers=self.layers, num_scales=self.num_scales))
+        return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        m = self.min_size(layers=self.layers, num_scales=self.num_scales)
+        if not torch.jit.is_tracing() and min(x.shape[-2:]) < m:
+            raise ValueError(f"multiscale_patchgan(layers={self.layers}, num_scales={self.num_scales}) needs H and "
+                             f"W >= {m}, got {tuple(x.shape[-2:])}")
+        out = []
+        for k in range(self.num_scales):
+            if k:
+                x = self.downsample(x)
+            out.append(self.nets[0 if self.shared else k](x))
+        return out

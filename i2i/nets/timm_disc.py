@@ -44,22 +44,22 @@ def check_backbone(name: Any) -> None:
         raise ValueError(f"unknown timm backbone '{name}'{hint} (all names: timm.list_models('*pattern*'))")
 
 
-def missing_weights_message(path: str, backbone: str) -> str:
+def missing_weights_message(path: str, backbone: str, who: str = "timm_discriminator") -> str:
     hub = None
     with contextlib.suppress(Exception):  # an unknown name is reported elsewhere
         hub = getattr(_timm().models.get_pretrained_cfg(backbone), "hf_hub_id", None)
     how = (f"`huggingface-cli download {hub} model.safetensors --local-dir weights/{backbone}` on a machine with "
            f"internet access" if hub else "the weights of this timm model from the Hugging Face Hub or its authors")
-    return (f"timm_discriminator: pretrained weights file not found: '{path}'. Nothing is downloaded during "
+    return (f"{who}: pretrained weights file not found: '{path}'. Nothing is downloaded during "
             f"training; fetch {how}, or save `timm.create_model('{backbone}', pretrained=True).state_dict()` with "
             f"torch.save, and set pretrained to that local file (.safetensors, or a torch state dict)")
 
 
-def load_weights_file(path: str, backbone: str) -> dict[str, torch.Tensor]:
+def load_weights_file(path: str, backbone: str, who: str = "timm_discriminator") -> dict[str, torch.Tensor]:
     """A state dict from a local .safetensors file or a torch checkpoint (weights_only=True: no code runs)."""
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(missing_weights_message(path, backbone))
+        raise FileNotFoundError(missing_weights_message(path, backbone, who))
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
         obj: Any = load_file(path, device="cpu")
@@ -71,7 +71,7 @@ def load_weights_file(path: str, backbone: str) -> dict[str, torch.Tensor]:
             break
         obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"timm_discriminator: '{path}' holds no state dict (a mapping of names to tensors, "
+        raise ValueError(f"{who}: '{path}' holds no state dict (a mapping of names to tensors, "
                          f"possibly under one of {', '.join(CHECKPOINT_KEYS)})")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
@@ -90,7 +90,8 @@ def _source_names(key: str) -> list[str]:
     return names
 
 
-def assign_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor], *, path: str, name: str) -> int:
+def assign_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor], *, path: str, name: str,
+                            who: str = "timm_discriminator") -> int:
     """Load ``state`` into the feature extractor strictly on its side; extra keys (the classifier) are ignored."""
     own = backbone.state_dict()
     found, missing, mismatched = {}, [], []
@@ -108,7 +109,7 @@ def assign_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor],
         problems = [f"{len(missing)} of {len(own)} backbone tensors missing (e.g. {', '.join(missing[:3])})"] \
             if missing else []
         problems += [f"shapes differ: {'; '.join(mismatched[:3])}"] if mismatched else []
-        raise ValueError(f"timm_discriminator: '{path}' does not hold weights of timm backbone '{name}': "
+        raise ValueError(f"{who}: '{path}' does not hold weights of timm backbone '{name}': "
                          f"{'; '.join(problems)}. Use a checkpoint of this exact architecture in timm's format "
                          "(e.g. the model.safetensors of its timm Hugging Face Hub repository)")
     backbone.load_state_dict(found, strict=False)

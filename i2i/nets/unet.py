@@ -12,17 +12,29 @@ from ..registry import NETS
 
 @NETS.register("unet_generator")
 class UNetGenerator(nn.Module):
-    """pix2pix U-Net (Isola et al. 2017, arXiv:1611.07004): (B, in, H, W) -> (B, out, H, W); H, W % 2**depth == 0."""
+    """pix2pix U-Net (Isola et al. 2017, arXiv:1611.07004): (B, in, H, W) -> (B, out, H, W); H, W % 2**depth == 0.
+
+    With ``z_dim > 0`` it is BicycleGAN's generator (Zhu et al. 2017, arXiv:1711.11586): ``forward(x, z)`` takes a
+    latent code z (B, z_dim), tiled over the image plane and concatenated to the input of the first down conv
+    (``z_injection="input"``, the reference's G_Unet_add_input) or to the input of every down block, at that
+    block's resolution (``"all"``, G_Unet_add_all; the decoder gets no z). Without z (``net(x)``) the code is all
+    zeros, the mean of the N(0, I) prior. With ``z_dim == 0`` the net is exactly pix2pix's and takes no z.
+    """
 
     smoke_args: ClassVar[dict] = {"base_channels": 4, "depth": 3}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64, depth: int = 8,
                  norm: Norm = "batch", dropout: float = 0.5, dropout_blocks: int = 3,
                  upsample: Literal["transposed", "resize"] = "transposed", init: Init = "normal",
-                 init_gain: float = 0.02):
+                 init_gain: float = 0.02, z_dim: int = 0, z_injection: Literal["input", "all"] = "input"):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
+        if z_dim < 0:
+            raise ValueError(f"z_dim must be >= 0, got {z_dim}")
+        if z_injection not in ("input", "all"):
+            raise ValueError(f"unknown z_injection '{z_injection}'; valid: input, all")
+        self.z_dim, self.z_injection = z_dim, z_injection
         if dropout_blocks < 0 or not 0 <= dropout < 1:
             raise ValueError(f"need dropout_blocks >= 0 and 0 <= dropout < 1, got {dropout_blocks}, {dropout}")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
@@ -34,8 +46,8 @@ class UNetGenerator(nn.Module):
         for i, c in enumerate(chans):
             innermost = i == depth - 1
             normed = 0 < i < depth - 1  # raw pixels in, and a 1x1 bottleneck at full depth: no norm there
-            down: list[nn.Module] = [nn.Conv2d(in_channels if i == 0 else chans[i - 1], c, 4, 2, 1,
-                                               bias=bias if normed else True)]
+            cin = (in_channels if i == 0 else chans[i - 1]) + (z_dim if i == 0 or z_injection == "all" else 0)
+            down: list[nn.Module] = [nn.Conv2d(cin, c, 4, 2, 1, bias=bias if normed else True)]
             down += [norm_layer(norm, c)] if normed else []
             # the reference's in-place LeakyReLU also activates the skip features; keep that behaviour
             down += [] if innermost else [nn.LeakyReLU(0.2, True)]
@@ -61,13 +73,25 @@ class UNetGenerator(nn.Module):
         side = -(-max(size, m) // m) * m
         return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         m = 2 ** self.depth
-        if not torch.jit.is_tracing() and (x.shape[-2] % m or x.shape[-1] % m):
+        checking = not torch.jit.is_tracing()
+        if checking and (x.shape[-2] % m or x.shape[-1] % m):
             raise ValueError(f"UNetGenerator(depth={self.depth}) needs H and W divisible by {m}, "
                              f"got {tuple(x.shape[-2:])}")
+        if self.z_dim == 0 and z is not None:
+            raise ValueError("UNetGenerator(z_dim=0) takes no latent code z; build it with z_dim > 0")
+        if self.z_dim > 0:
+            if z is None:  # the prior's mean
+                z = x.new_zeros(x.shape[0], self.z_dim)
+            elif checking and (z.dim() != 2 or z.shape[0] != x.shape[0] or z.shape[1] != self.z_dim):
+                raise ValueError(f"UNetGenerator(z_dim={self.z_dim}) needs z of shape ({x.shape[0]}, {self.z_dim}) "
+                                 f"for a batch of {x.shape[0]} images, got {tuple(z.shape)}")
+            z = z.to(x.dtype)[:, :, None, None]
         feats = []
-        for down in self.downs:
+        for i, down in enumerate(self.downs):
+            if z is not None and (i == 0 or self.z_injection == "all"):
+                x = torch.cat([x, z.expand(-1, -1, x.shape[-2], x.shape[-1])], 1)
             x = down(x)
             feats.append(x)
         for i in reversed(range(self.depth)):
