@@ -21,7 +21,7 @@ from i2i.build import build
 from i2i.models.base import frozen_modules
 from i2i.recipe import load_recipe
 
-TRANSLATION = ("pix2pix", "cyclegan")
+TRANSLATION = ("pix2pix", "cyclegan", "bicyclegan")
 
 
 def recipe_for(model: str, size: int, overrides: tuple[str, ...] | list[str] = ()):
@@ -29,10 +29,9 @@ def recipe_for(model: str, size: int, overrides: tuple[str, ...] | list[str] = (
     extra = ["data.root=/nonexistent", "train.tensorboard=false"]
     if model in TRANSLATION:
         extra += [f"data.size={size}", f"data.load_size={size}"]
-    if model == "pix2pix":
+    if model in ("pix2pix", "bicyclegan"):
         extra.append(f"nets.g.depth={ {128: 7, 256: 8}.get(size, 7) }")  # the reference's unet_128 / unet_256
-    if model not in TRANSLATION:
-        extra.append("eval=null")  # scoring is not part of a step
+    extra.append("eval=null")  # scoring is not part of a step
     return load_recipe(ROOT / "recipes" / f"{model}.yaml", [*extra, *overrides])
 
 
@@ -60,9 +59,12 @@ class Ctx:
         self.nets, self.opts, self.step = model.nets, optimizers, 0
 
     def update(self, group, loss):
-        self.opts[group].zero_grad(set_to_none=True)
+        groups = (group,) if isinstance(group, str) else group
+        for g in groups:
+            self.opts[g].zero_grad(set_to_none=True)
         loss.backward()
-        self.opts[group].step()
+        for g in groups:
+            self.opts[g].step()
 
     def frozen(self, *names):
         return frozen_modules(*(self.nets[n] for n in names))

@@ -66,6 +66,8 @@ ACGAN_PG = [  # PyTorch-GAN's acgan.py nets in i2i's acgan model
      "size: 32}"),
     "nets.d={type: 'benchmarks.pytorch_gan_nets:ACGANDiscriminator', in_channels: 1, size: 32, num_classes: 10}"]
 
+FOREACH = ["optim.g.foreach=true", "optim.d.foreach=true"]  # an explicit choice turns the default fused Adam off
+
 # name, recipe, size, recipe overrides, batch (None: the recipe's), has a same-run baseline, what it is
 TRAIN = [
     ("pix2pix_128", "pix2pix", 128, [], None, True, "U-Net-128 + PatchGAN, batch 1 (small)"),
@@ -78,6 +80,12 @@ TRAIN = [
     ("infogan_32", "infogan", 32, [], None, False, "recipes/infogan.yaml, batch 64 (no baseline: 3 updates)"),
     ("cgan_mlp_32", "cgan", 32, CGAN_MLP, None, True, "PyTorch-GAN cgan.py nets (MLP), batch 64"),
     ("acgan_pg_32", "acgan", 32, ACGAN_PG, None, True, "PyTorch-GAN acgan.py nets, batch 64"),
+    ("bicyclegan_128", "bicyclegan", 128, [], None, False, "U-Net-128 (z at all levels) + ResNet E + 2 two-scale "
+                                                           "PatchGANs, batch 2 (no baseline)"),
+    # fast-path ablations: the same workload with one fast path turned off (or the CPU-slower option on)
+    ("pix2pix_128_foreach", "pix2pix", 128, FOREACH, None, False, "pix2pix_128 with foreach Adam (before fused)"),
+    ("cyclegan_128_foreach", "cyclegan", 128, FOREACH, None, False, "cyclegan_128 with foreach Adam (before fused)"),
+    ("pix2pix_128_cl", "pix2pix", 128, ["train.channels_last=true"], None, False, "pix2pix_128 with channels_last"),
 ]
 TRAIN_SMALL_FULL = [  # full mode only: the 32 px recipes at a small batch
     (f"{m}_32_b16", m, 32, [], 16, False, f"recipes/{m}.yaml, batch 16 (small)")

@@ -81,7 +81,7 @@ def trainer_step(recipe, parts, batch: dict):
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=True)
     torch.set_num_threads(common.THREADS or cfg.cpu_threads or cpu_threads())
     model = parts.model
-    for name in model.nets_required:
+    for name in list(model.nets):
         model.nets[name] = accelerator.prepare(speed_options(parts.nets[name], cfg))
     optimizers = {g: accelerator.prepare(o) for g, o in build_optimizers(recipe, model).items()}
     schedulers = [build_scheduler(recipe.get("schedule"), o.optimizer, file=recipe.source) for o in optimizers.values()]

@@ -118,10 +118,21 @@ class CosineRestarts:
         return self.min_factor
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def build_optimizer(cfg: dict, params, *, key: str, file: str | None) -> torch.optim.Optimizer:
+    """Adam/AdamW default to the fused kernel where torch has one for every parameter (floating point, on the CPU
+    or CUDA): one pass over each tensor instead of a Python loop per parameter (per-parameter Adam was ~17% of a
+    pix2pix step on 2 CPU cores) or several multi-tensor passes (foreach, the fallback). An explicit ``foreach``
+    or ``fused`` in the recipe wins."""
     cfg = dict(cfg)
+    params = list(params)
     if cfg.get("type") in ("adam", "adamw") and "foreach" not in cfg and "fused" not in cfg:
-        cfg["foreach"] = True  # one multi-tensor kernel instead of a Python loop per parameter
+        tensors = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
+        fusable = bool(tensors) and all(torch.is_floating_point(p) and p.device.type in FUSED_DEVICES
+                                        for p in tensors)
+        cfg["fused" if fusable else "foreach"] = True
     return OPTIMIZERS.build(cfg, key=key, file=file, params=params)
 
 
