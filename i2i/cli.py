@@ -109,7 +109,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     if export.meta.get("task") == "super_resolution":  # sr_pixel / esrgan exports: PSNR/SSIM against bicubic
         return _eval_sr(args, export, device)
-    if export.meta.get("task") == "paired_translation":  # pix2pix / bicyclegan: diversity and reconstruction
+    if export.meta.get("task") == "paired_translation" or export.meta.get("model") in ("pix2pix", "bicyclegan"):
+        # diversity and reconstruction (exports written before meta.task existed are known by their model)
         from .engine.paired_scoring import evaluate_export_paired
         _json(evaluate_export_paired(export, data=args.data, split=args.split, max_images=args.max_images,
                                      samples=args.samples, seed=args.seed, feature_weights=args.feature_weights,

@@ -255,3 +255,18 @@ def test_learns_diverse_outputs_and_encoded_style_beats_random(paired_root, tmp_
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["eval/diversity"] > 0.02  # mean |difference| between samples, [0, 1] scale
     assert result["eval/reconstruction_l1"] < 0.9 * result["eval/reconstruction_l1_random"]
+
+
+def test_translate_tiles_large_inputs_with_each_samples_code(trained, tmp_path, capsys):
+    run, _ = trained
+    folder = tmp_path / "big"
+    folder.mkdir()
+    from .conftest import photo_crops
+    Image.fromarray(photo_crops(1, 96)[0][:64]).convert("L").save(folder / "wide.png")
+    capsys.readouterr()
+    assert main(["translate", str(run), "-i", str(folder), "-o", str(tmp_path / "o"), "--samples", "2",
+                 "--tile", "32", "--tile-overlap", "8"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["tiled"] == 2 and figures["images"] == 2
+    outs = [np.asarray(Image.open(tmp_path / "o" / f"wide_sample{k}.png"), dtype=np.int16) for k in range(2)]
+    assert outs[0].shape == (64, 96, 3) and np.abs(outs[0] - outs[1]).mean() > 0
