@@ -1,7 +1,6 @@
 """Image encoders to a Gaussian latent code, (mu, logvar), for BicycleGAN (Zhu et al. 2017, arXiv:1711.11586)."""
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import torch
@@ -11,12 +10,12 @@ from ..errors import RecipeError
 from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
 from ..registry import NETS, config_value
 from .timm_disc import (
+    BackboneInput,
     _timm,
     assign_backbone_weights,
     check_backbone,
-    close_backbones,
+    check_timm_config,
     load_weights_file,
-    missing_weights_message,
 )
 
 
@@ -64,8 +63,27 @@ class ResidualDownBlock(nn.Module):
         return self.body(x) + self.shortcut(x)
 
 
+class _PooledEncoder(nn.Module):
+    """Shared by the conv encoders: ``features`` (pooled to (B, C)), ``heads``, and a ``min_size`` that depends on
+    the constructor arguments kept in ``size_args``."""
+
+    size_args: dict
+
+    @classmethod
+    def size_multiple(cls, **kwargs: Any) -> int:
+        return 1
+
+    def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
+        side = max(size, self.min_size(**self.size_args))
+        return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_size(self, x, self.min_size(**self.size_args))
+        return self.heads(self.features(x))
+
+
 @NETS.register("resnet_encoder")
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(_PooledEncoder):
     """BicycleGAN's E_ResNet: (B, in, H, W) -> (mu, logvar), each (B, z_dim); H, W >= 2**blocks.
 
     A 4x4 stride-2 conv, then ``blocks - 1`` residual blocks that each halve the size (block n has
@@ -81,6 +99,7 @@ class ResNetEncoder(nn.Module):
         _check_encoder_args(z_dim, blocks=blocks, max_mult=max_mult)  # width 0: the generic "empty" error
         norm_layer(norm, 1)  # an unknown norm fails here, whatever `blocks` is
         self.in_channels, self.z_dim, self.blocks = in_channels, z_dim, blocks
+        self.size_args = {"blocks": blocks}
         layers: list[nn.Module] = [nn.Conv2d(in_channels, base_channels, 4, 2, 1)]
         for n in range(1, blocks):
             layers.append(ResidualDownBlock(base_channels * min(max_mult, n), base_channels * min(max_mult, n + 1),
@@ -91,24 +110,13 @@ class ResNetEncoder(nn.Module):
         init_weights(self, init, init_gain)
 
     @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
     def min_size(cls, **kwargs: Any) -> int:
         return 2 ** kwargs.get("blocks", 5)  # the stem conv and every block halve (floor) the size
 
-    def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
-        side = max(size, self.min_size(blocks=self.blocks))
-        return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_size(self, x, self.min_size(blocks=self.blocks))
-        return self.heads(self.features(x))
 
 
 @NETS.register("conv_encoder")
-class ConvEncoder(nn.Module):
+class ConvEncoder(_PooledEncoder):
     """BicycleGAN's E_NLayers: (B, in, H, W) -> (mu, logvar), each (B, z_dim); H, W >= 2**(layers + 1).
 
     ``layers`` 4x4 stride-2 convs with LeakyReLU 0.2 (norm after all but the first; channels
@@ -123,6 +131,7 @@ class ConvEncoder(nn.Module):
         _check_encoder_args(z_dim, layers=layers, max_mult=max_mult)
         norm_layer(norm, 1)
         self.in_channels, self.z_dim, self.layers = in_channels, z_dim, layers
+        self.size_args = {"layers": layers}
         seq: list[nn.Module] = [nn.Conv2d(in_channels, base_channels, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         c = base_channels
         for n in range(1, layers):
@@ -136,21 +145,10 @@ class ConvEncoder(nn.Module):
         init_weights(self, init, init_gain)
 
     @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
     def min_size(cls, **kwargs: Any) -> int:
         # each conv floors n/2; the last map must keep 2x2 (instance norm needs more than one pixel)
         return 2 ** (kwargs.get("layers", 3) + 1)
 
-    def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
-        side = max(size, self.min_size(layers=self.layers))
-        return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_size(self, x, self.min_size(layers=self.layers))
-        return self.heads(self.features(x))
 
 
 @NETS.register("timm_encoder")
@@ -170,8 +168,6 @@ class TimmEncoder(nn.Module):
                  init: Init = "normal", init_gain: float = 0.02):
         super().__init__()
         check_backbone(backbone)
-        if in_channels not in (1, 3):
-            raise ValueError(f"timm_encoder in_channels must be 1 (repeated to RGB) or 3, got {in_channels}")
         _check_encoder_args(z_dim)
         timm = _timm()
         state = load_weights_file(pretrained, backbone, who="timm_encoder") if pretrained is not None else None
@@ -180,9 +176,7 @@ class TimmEncoder(nn.Module):
             assign_backbone_weights(self.backbone, state, path=str(pretrained), name=backbone, who="timm_encoder")
         self.backbone_name, self.pretrained_path = backbone, pretrained
         self.in_channels, self.z_dim = in_channels, z_dim
-        data = timm.data.resolve_model_data_config(self.backbone)
-        self.register_buffer("mean", torch.tensor(data["mean"], dtype=torch.float32).view(1, -1, 1, 1), False)
-        self.register_buffer("std", torch.tensor(data["std"], dtype=torch.float32).view(1, -1, 1, 1), False)
+        self.input_map = BackboneInput(self.backbone, in_channels, "timm_encoder")
         # the pooled width: head_hidden_size where a head conv follows the pooling (MobileNetV3), else num_features
         width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.heads = _GaussianHeads(int(width), z_dim)
@@ -198,23 +192,10 @@ class TimmEncoder(nn.Module):
 
     @classmethod
     def check_config(cls, cfg: dict, *, key: str, file: str | None) -> None:
-        name = cfg.get("backbone")
-        try:
-            check_backbone(name)
-        except ValueError:
-            close = close_backbones(name) if isinstance(name, str) and name else []
-            raise RecipeError("unknown timm backbone (the close names are listed; all: timm.list_models('*pattern*'))",
-                              file=file, key=f"{key}.backbone", value=name, choices=close) from None
-        if config_value(cls, cfg, "in_channels") not in (1, 3):
-            raise RecipeError("timm_encoder takes 1 (repeated to RGB) or 3 input channels", file=file,
-                              key=f"{key}.in_channels", value=config_value(cls, cfg, "in_channels"), choices=[1, 3])
+        check_timm_config(cls, cfg, key=key, file=file, who="timm_encoder")
         z_dim = config_value(cls, cfg, "z_dim")
         if isinstance(z_dim, int) and z_dim < 1:
             raise RecipeError("z_dim must be >= 1", file=file, key=f"{key}.z_dim", value=z_dim)
-        path = config_value(cls, cfg, "pretrained")
-        if path is not None and not os.path.isfile(os.path.expanduser(path)):
-            raise RecipeError(missing_weights_message(path, name, "timm_encoder"), file=file,
-                              key=f"{key}.pretrained", value=path)
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor, ...]:
         side = max(size or 32, self.min_size())
@@ -222,13 +203,7 @@ class TimmEncoder(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's pooled features (B, C) for images in [-1, 1]."""
-        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.in_channels):
-            raise ValueError(f"timm_encoder(in_channels={self.in_channels}) needs (B, {self.in_channels}, H, W) "
-                             f"images, got {tuple(x.shape)}")
-        if self.in_channels == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        return self.backbone(x).flatten(1)
+        return self.backbone(self.input_map(x)).flatten(1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.features(x))

@@ -116,6 +116,45 @@ def assign_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor],
     return len(found)
 
 
+class BackboneInput(nn.Module):
+    """Maps images in [-1, 1] (1 or 3 channels; gray repeated to RGB) to a timm backbone's mean/std."""
+
+    def __init__(self, backbone: nn.Module, in_channels: int, who: str):
+        super().__init__()
+        if in_channels not in (1, 3):
+            raise ValueError(f"{who} in_channels must be 1 (repeated to RGB) or 3, got {in_channels}")
+        self.in_channels, self.who = in_channels, who
+        data = _timm().data.resolve_model_data_config(backbone)
+        self.register_buffer("mean", torch.tensor(data["mean"], dtype=torch.float32).view(1, -1, 1, 1), False)
+        self.register_buffer("std", torch.tensor(data["std"], dtype=torch.float32).view(1, -1, 1, 1), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.in_channels):
+            raise ValueError(f"{self.who}(in_channels={self.in_channels}) needs (B, {self.in_channels}, H, W) images, "
+                             f"got {tuple(x.shape)}")
+        if self.in_channels == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+def check_timm_config(cls: type, cfg: dict, *, key: str, file: str | None, who: str) -> None:
+    """Recipe-time checks of the timm nets: a known backbone (close names listed), 1 or 3 input channels, and a
+    local weights file that exists."""
+    name = cfg.get("backbone")
+    try:
+        check_backbone(name)
+    except ValueError:
+        close = close_backbones(name) if isinstance(name, str) and name else []
+        raise RecipeError("unknown timm backbone (the close names are listed; all: timm.list_models('*pattern*'))",
+                          file=file, key=f"{key}.backbone", value=name, choices=close) from None
+    if config_value(cls, cfg, "in_channels") not in (1, 3):
+        raise RecipeError(f"{who} takes 1 (repeated to RGB) or 3 input channels", file=file,
+                          key=f"{key}.in_channels", value=config_value(cls, cfg, "in_channels"), choices=[1, 3])
+    path = config_value(cls, cfg, "pretrained")
+    if path is not None and not os.path.isfile(os.path.expanduser(path)):
+        raise RecipeError(missing_weights_message(path, name, who), file=file, key=f"{key}.pretrained", value=path)
+
+
 class _Head(nn.Module):
     """One scale: 1x1 conv to ``channels`` + LeakyReLU 0.2 + 3x3 conv to a 1-channel logit map [+ projection]."""
 
@@ -155,8 +194,6 @@ class TimmDiscriminator(nn.Module):
                  spectral_norm: bool = False, init: Init = "normal", init_gain: float = 0.02):
         super().__init__()
         check_backbone(backbone)
-        if in_channels not in (1, 3):
-            raise ValueError(f"timm_discriminator in_channels must be 1 (repeated to RGB) or 3, got {in_channels}")
         if conditioning not in ("none", "projection"):
             raise ValueError(f"unknown conditioning '{conditioning}'; valid: none, projection")
         if conditioning != "none" and num_classes < 1:
@@ -182,9 +219,7 @@ class TimmDiscriminator(nn.Module):
         info = self.backbone.feature_info
         self.channels, self.reductions = list(info.channels()), list(info.reduction())
         self.nhwc = str(getattr(self.backbone, "output_fmt", "NCHW")).endswith("NHWC")
-        data = timm.data.resolve_model_data_config(self.backbone)
-        self.register_buffer("mean", torch.tensor(data["mean"], dtype=torch.float32).view(1, -1, 1, 1), False)
-        self.register_buffer("std", torch.tensor(data["std"], dtype=torch.float32).view(1, -1, 1, 1), False)
+        self.input_map = BackboneInput(self.backbone, in_channels, "timm_discriminator")
         labels = num_classes if conditioning == "projection" else 0
         self.heads = nn.ModuleList(_Head(c, head_channels, labels, spectral_norm) for c in self.channels)
         init_weights(self.heads, init, init_gain)  # the heads only: the backbone keeps its own (or loaded) weights
@@ -202,27 +237,15 @@ class TimmDiscriminator(nn.Module):
 
     @classmethod
     def check_config(cls, cfg: dict, *, key: str, file: str | None) -> None:
-        name = cfg.get("backbone")
-        try:
-            check_backbone(name)
-        except ValueError:
-            close = close_backbones(name) if isinstance(name, str) and name else []
-            raise RecipeError("unknown timm backbone (the close names are listed; all: timm.list_models('*pattern*'))",
-                              file=file, key=f"{key}.backbone", value=name, choices=close) from None
+        check_timm_config(cls, cfg, key=key, file=file, who="timm_discriminator")
         try:
             _check_out_indices(config_value(cls, cfg, "out_indices"))
         except ValueError as exc:
             raise RecipeError(str(exc), file=file, key=f"{key}.out_indices",
                               value=config_value(cls, cfg, "out_indices")) from None
-        if config_value(cls, cfg, "in_channels") not in (1, 3):
-            raise RecipeError("timm_discriminator takes 1 (repeated to RGB) or 3 input channels", file=file,
-                              key=f"{key}.in_channels", value=config_value(cls, cfg, "in_channels"), choices=[1, 3])
         if config_value(cls, cfg, "conditioning") != "none" and not config_value(cls, cfg, "num_classes"):
             raise RecipeError("label conditioning needs num_classes > 0", file=file, key=f"{key}.num_classes",
                               value=config_value(cls, cfg, "num_classes"))
-        path = config_value(cls, cfg, "pretrained")
-        if path is not None and not os.path.isfile(os.path.expanduser(path)):
-            raise RecipeError(missing_weights_message(path, name), file=file, key=f"{key}.pretrained", value=path)
 
     def train(self, mode: bool = True) -> TimmDiscriminator:
         super().train(mode)
@@ -237,13 +260,7 @@ class TimmDiscriminator(nn.Module):
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's selected feature maps (NCHW) for images in [-1, 1]."""
-        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.in_channels):
-            raise ValueError(f"timm_discriminator(in_channels={self.in_channels}) needs (B, {self.in_channels}, H, W) "
-                             f"images, got {tuple(x.shape)}")
-        if self.in_channels == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        feats = self.backbone(x)
+        feats = self.backbone(self.input_map(x))
         return [f.permute(0, 3, 1, 2) for f in feats] if self.nhwc else list(feats)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
