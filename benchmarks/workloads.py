@@ -225,7 +225,7 @@ def tiled(spec: dict) -> dict:
     flops = tiles * _net_flops(net, net.in_channels, min(tile, ph), min(tile, pw))  # every tile has this size
     return {"seconds": seconds, "images_per_s": 1 / seconds, "megapixels_per_s": width * height / seconds / 1e6,
             "input": f"{width}x{height}", "tile": tile, "overlap": spec["overlap"], "tiles": tiles,
-            "batch": spec["batch"], "flops_per_image": flops, "rss_before_mb": round(before, 1),
+            "batch": result.get("tile_batch", spec["batch"]), "flops_per_image": flops, "rss_before_mb": round(before, 1),
             "peak_rss_mb": round(peak, 1), "peak_extra_mb": round(peak - before, 1)}
 
 

@@ -65,7 +65,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     result = translate_folder(export, args.input, args.output, direction=args.direction,
                               batch_size=args.batch_size, device=device, tile=args.tile,
-                              tile_overlap=args.tile_overlap, samples=args.samples, seed=args.seed,
+                              tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, samples=args.samples,
+                              seed=args.seed,
                               sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate)
     for f in result["failures"]:
         error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
@@ -203,7 +204,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input)")
     tr.add_argument("--direction", default=None, help="AtoB or BtoA for two-way models (default: the first)")
     tr.add_argument("--batch-size", type=int, default=4,
-                    help="images of equal size (or tiles of one image) per forward pass")
+                    help="images of equal size per forward pass (and tiles, on a GPU)")
+    tr.add_argument("--tile-batch", type=int, default=None, metavar="N",
+                    help="tiles of one image per forward pass (default: 1 on the CPU, where larger batches cost "
+                         "memory and no time; --batch-size on a GPU)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     tr.add_argument("--tile", type=int, default=None, metavar="N",
                     help="translate images larger than N x N input px in overlapping N px tiles, blended on the "

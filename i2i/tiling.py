@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -94,6 +95,46 @@ def axis_windows(length: int, tile: int, overlap: int, *, scale: int = 1, window
     return starts, weights, total
 
 
+def unit_float(array: np.ndarray) -> torch.Tensor:
+    """HWC uint8 / uint16 / float array in [0, 1] -> (C, H, W) float32 in [-1, 1], one float copy."""
+    if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
+        raise ValueError(f"unsupported image dtype {array.dtype}")
+    t = torch.from_numpy(array.astype(np.float32)).permute(2, 0, 1)
+    if array.dtype == np.uint8:
+        t.div_(255.0)
+    elif array.dtype == np.uint16:
+        t.div_(65535.0)
+    else:
+        t.clamp_(0.0, 1.0)
+    return t.mul_(2.0).sub_(1.0)
+
+
+class ImageSource:
+    """An image kept in its file's dtype (HWC), seen as (C, H, W) in [-1, 1] one region at a time.
+
+    Tiling a 4000x3000 image from this instead of a float tensor saves the float copy of the whole input
+    (144 MB for RGB); each tile is converted when it is cut, with the same arithmetic as ``unit_float``.
+    """
+
+    def __init__(self, array: np.ndarray):
+        if array.ndim != 3 or (array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f"):
+            raise ValueError(f"unsupported image array {array.dtype} {array.shape}")
+        self.array = array
+        self.shape = (array.shape[2], array.shape[0], array.shape[1])
+
+    def region(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        return unit_float(self.array[y0:y1, x0:x1])
+
+    def padded(self, multiple: int) -> ImageSource:
+        """As ``_pad`` on the float image: reflect (or replicate when too small) at the right and bottom."""
+        h, w = self.array.shape[:2]
+        ph, pw = -h % multiple, -w % multiple
+        if not (ph or pw):
+            return self
+        mode = "reflect" if ph < h and pw < w else "edge"
+        return ImageSource(np.pad(self.array, ((0, ph), (0, pw), (0, 0)), mode=mode))
+
+
 def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     ph, pw = -h % multiple, -w % multiple
@@ -122,24 +163,25 @@ def _scale_of(out: torch.Tensor, inp: torch.Tensor, expected: int | None) -> int
     return scale
 
 
-def iter_tiled_rows(net: nn.Module, image: torch.Tensor, *, tile: int, overlap: int, scale: int | None = None,
+def iter_tiled_rows(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: int, overlap: int, scale: int | None = None,
                     device: str | torch.device = "cpu", batch: int = 4, window: str = "cosine",
                     multiple: int = 1) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(first_row, rows)`` of the blended output, top to bottom, each (C_out, n, W * scale) on the CPU.
 
     Rows are yielded once no later tile reaches them, so only about one band of tiles is held in float.
     """
-    x = image[0] if image.dim() == 4 else image
-    if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
+    lazy = isinstance(image, ImageSource)
+    if not lazy and (image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1)):
         raise I2IError(f"tiled_forward takes one image, (C, H, W) or (1, C, H, W); got shape {tuple(image.shape)}")
+    x = image if lazy else image[0] if image.dim() == 4 else image
     _check(tile, overlap, batch, multiple)
     if scale is None and isinstance(getattr(net, "scale", None), int):
         scale = net.scale
     if window not in WINDOWS:
         raise I2IError(f"unknown tile window '{window}'; valid: {', '.join(WINDOWS)}")
-    x = x.detach().cpu()
     height, width = x.shape[-2:]
-    x = _pad(x, multiple)  # pad the whole image as untiled translation does: same outputs at its right/bottom
+    # pad the whole image as untiled translation does: same outputs at its right/bottom
+    x = x.padded(multiple) if lazy else _pad(x.detach().cpu(), multiple)
     ph, pw = x.shape[-2:]
     th, tw = min(tile, ph), min(tile, pw)
     ys, xs = tile_starts(ph, tile, overlap, multiple), tile_starts(pw, tile, overlap, multiple)
@@ -149,7 +191,8 @@ def iter_tiled_rows(net: nn.Module, image: torch.Tensor, *, tile: int, overlap: 
     lo = hi = 0  # output rows held in acc: [lo, hi)
     for i in range(0, len(tiles), batch):
         chunk = tiles[i: i + batch]
-        inp = _pad(torch.stack([x[:, y: y + th, x0: x0 + tw] for y, x0 in chunk]).contiguous(), multiple)
+        cut = (lambda y, x0: x.region(y, y + th, x0, x0 + tw)) if lazy else (lambda y, x0: x[:, y: y + th, x0: x0 + tw])
+        inp = _pad(torch.stack([cut(y, x0) for y, x0 in chunk]).contiguous(), multiple)
         with torch.inference_mode():
             out = net(inp.to(device))
             if s is None:
@@ -174,7 +217,7 @@ def iter_tiled_rows(net: nn.Module, image: torch.Tensor, *, tile: int, overlap: 
             lo = done
 
 
-def tiled_forward(net: nn.Module, image: torch.Tensor, *, tile: int, overlap: int, scale: int | None = None,
+def tiled_forward(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: int, overlap: int, scale: int | None = None,
                   device: str | torch.device = "cpu", batch: int = 4, window: str = "cosine",
                   multiple: int = 1) -> torch.Tensor:
     """``net(image)`` computed tile by tile: a CPU tensor shaped like the input's rank, (1,) C_out, H*s, W*s.
@@ -191,7 +234,7 @@ def tiled_forward(net: nn.Module, image: torch.Tensor, *, tile: int, overlap: in
             out = torch.empty(rows.shape[0], image.shape[-2] * s, rows.shape[-1])
         out[:, row: row + rows.shape[1]] = rows
     assert out is not None
-    return out[None] if image.dim() == 4 else out
+    return out[None] if torch.is_tensor(image) and image.dim() == 4 else out
 
 
 def check_tile(tile: int, overlap: int, *, multiple: int = 1, min_size: int = 1) -> tuple[int, str | None]:

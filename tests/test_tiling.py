@@ -309,9 +309,16 @@ def test_translate_with_tiles_matches_untiled(tmp_path, capsys, cfg, scale):
                "--device", "cpu") == 0
     assert _last_json(capsys)["tiled"] == 0
     assert run("translate", str(export), "-i", str(src), "-o", str(tmp_path / "tiled"), "--tile", "32",
-               "--tile-overlap", "16", "--batch-size", "3", "--device", "cpu") == 0
+               "--tile-overlap", "16", "--batch-size", "3", "--tile-batch", "3", "--device", "cpu") == 0
     figures = _last_json(capsys)
     assert figures["images"] == 3 and figures["tiled"] == 2  # small.jpg fits in one tile: the batched path
+    assert figures["tile_batch"] == 3
+    assert run("translate", str(export), "-i", str(src), "-o", str(tmp_path / "one"), "--tile", "32",
+               "--tile-overlap", "16", "--device", "cpu") == 0
+    assert _last_json(capsys)["tile_batch"] == 1  # the CPU default: one tile per forward pass
+    for rel in ("rgba.png", "sub/gray16.png"):
+        one, batched = read_image(tmp_path / "one" / rel), read_image(tmp_path / "tiled" / rel)
+        assert np.abs(one.astype(np.int64) - batched.astype(np.int64)).max() <= 1, rel
     for rel, shape, channels, dtype in (("rgba.png", (70, 93), 4, np.uint8), ("sub/gray16.png", (50, 75), 1,
                                         np.uint16), ("small.jpg", (20, 24), 3, np.uint8)):
         plain, tiled = read_image(tmp_path / "plain" / rel), read_image(tmp_path / "tiled" / rel)
@@ -424,3 +431,21 @@ def test_interpolate_refuses_mismatches_bad_alpha_and_overwriting_inputs(tmp_pat
     assert not (tmp_path / "out").exists()
     assert all(torch.equal(v, before[k]) for k, v in _weights(a).items())  # inputs untouched
     assert run("interpolate", str(tmp_path / "run_a"), str(b), "--alpha", "0.25", "-o", str(tmp_path / "ok")) == 0
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_tiles_cut_from_the_file_dtype_equal_tiles_of_the_float_image(dtype):
+    """translate tiles large images from their file's dtype (no full-size float copy): same output, bit for bit,
+    including the padding to the net's multiple."""
+    from i2i.tiling import ImageSource, unit_float
+    rng = np.random.default_rng(0)
+    if dtype == "float32":
+        arr = rng.random((50, 70, 3), dtype=np.float32)
+    else:
+        arr = rng.integers(0, np.iinfo(dtype).max + 1, (50, 70, 3)).astype(dtype)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+    lazy = tiled_forward(net, ImageSource(arr), tile=24, overlap=8, multiple=8)
+    dense = tiled_forward(net, unit_float(arr), tile=24, overlap=8, multiple=8)
+    assert lazy.shape == dense.shape == (2, 50, 70)
+    assert torch.equal(lazy, dense)
