@@ -80,8 +80,8 @@ TRAIN = [
     ("infogan_32", "infogan", 32, [], None, False, "recipes/infogan.yaml, batch 64 (no baseline: 3 updates)"),
     ("cgan_mlp_32", "cgan", 32, CGAN_MLP, None, True, "PyTorch-GAN cgan.py nets (MLP), batch 64"),
     ("acgan_pg_32", "acgan", 32, ACGAN_PG, None, True, "PyTorch-GAN acgan.py nets, batch 64"),
-    ("bicyclegan_128", "bicyclegan", 128, [], None, False, "U-Net-128 (z at all levels) + ResNet E + 2 two-scale "
-                                                           "PatchGANs, batch 2 (no baseline)"),
+    ("bicyclegan_128", "bicyclegan", 128, [], None, False,
+     "U-Net-128 (z at all levels) + ResNet E + 2 two-scale PatchGANs, batch 2 (no baseline)"),
     # fast-path ablations: the same workload with one fast path turned off (or the CPU-slower option on)
     ("pix2pix_128_foreach", "pix2pix", 128, FOREACH, None, False, "pix2pix_128 with foreach Adam (before fused)"),
     ("cyclegan_128_foreach", "cyclegan", 128, FOREACH, None, False, "cyclegan_128 with foreach Adam (before fused)"),
@@ -96,7 +96,7 @@ MODES = {
         "ceiling": {"mm_steps": 3, "conv_steps": 10, "repeats": 1, "min_s": 2.0},
         "train_light": {"warmup": 2, "steps": 3, "repeats": 1, "min_s": 2.0},
         "train_heavy": {"warmup": 1, "steps": 2, "repeats": 1, "min_s": 0.0},  # 256 px CycleGAN
-        "translate": {"images": 8, "batch": 4, "repeats": 1},
+        "translate": {"images": 8, "batch": None, "repeats": 1},  # None: translate's own default
         "tiled": [("pix2pix", (3000, 4000)), ("cyclegan", (750, 1000))],
         "data": {"files": 16, "formats": ["jpg"], "workers": [0, 1, 2], "cache_workers": [0, 2], "samples": 24,
                  "min_s": 1.5},
@@ -106,7 +106,7 @@ MODES = {
         "ceiling": {"mm_steps": 10, "conv_steps": 20, "repeats": 2, "min_s": 5.0},
         "train_light": {"warmup": 3, "steps": 10, "repeats": 2, "min_s": 5.0},
         "train_heavy": {"warmup": 3, "steps": 10, "repeats": 2, "min_s": 0.0},
-        "translate": {"images": 24, "batch": 4, "repeats": 2},
+        "translate": {"images": 24, "batch": None, "repeats": 2},
         "tiled": [("pix2pix", (3000, 4000)), ("cyclegan", (3000, 4000))],
         "data": {"files": 64, "formats": ["jpg", "png"], "workers": [0, 1, 2], "cache_workers": [0, 1, 2],
                  "samples": 100, "min_s": 4.0},
@@ -380,7 +380,7 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
               f"{_f(e.get('baseline_images_per_s'), '10.2f')} {_f(e.get('speedup_vs_baseline'), '6.2f')}x "
               f"{e['reference_images_per_s']:9.2f} {e['speedup_vs_reference']:5.2f}x")
     tl = settings["translate"]
-    print(f"  {tl['images']} photo crops of 256 px (PNG) through translate_folder, batch {tl['batch']}, reading and "
+    print(f"  {tl['images']} photo crops of 256 px (PNG) through translate_folder, batch {tl['batch'] or 'as translate chooses'}, reading and "
           "writing included; base: the reference's test.py single-image loop (batch 1)")
     for model, _ in settings["tiled"]:
         name = f"translate_tiled_{model}"
@@ -471,7 +471,7 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
         inputs = tmp / "translate_in"
         if not inputs.exists():
             write_crops(inputs, tl["images"], 256, 256, "png", seed=1)
-            write_crops(tmp / "translate_warm", tl["batch"], 256, 256, "png", seed=2)
+            write_crops(tmp / "translate_warm", tl["batch"] or 4, 256, 256, "png", seed=2)
         spec = {"kind": "translate", "export": str(export), "input": str(inputs), "warm": str(tmp / "translate_warm"),
                 "size": 256, "batch": tl["batch"], "repeats": tl["repeats"]}
         jobs.append((f"{name}:i2i", f"{name} i2i", {**spec, "impl": "i2i", "work": str(tmp / "tr_i2i")}, 1800))

@@ -171,7 +171,7 @@ def translate(spec: dict) -> dict:
     work.mkdir(parents=True)
     runs = []
     if spec["impl"] == "i2i":
-        translate_folder(export, spec["warm"], work / "warm", batch_size=spec["batch"])
+        translate_folder(export, spec["warm"], work / "warm", batch_size=spec["batch"])  # None: translate's default
         for r in range(spec["repeats"]):
             t = time.perf_counter()
             result = translate_folder(export, spec["input"], work / f"out_{r}", batch_size=spec["batch"])
@@ -191,7 +191,7 @@ def translate(spec: dict) -> dict:
     s = summary(runs)
     shutil.rmtree(work, ignore_errors=True)
     return {"s_per_image": s["s_per_call"], "images_per_s": 1 / s["s_per_call"], "spread": s["spread"],
-            "runs": runs, "images": len(files), "batch": spec["batch"] if spec["impl"] == "i2i" else 1,
+            "runs": runs, "images": len(files), "batch": (spec["batch"] or "auto") if spec["impl"] == "i2i" else 1,
             "flops_per_image": _net_flops(net, net.in_channels, spec["size"]), "peak_rss_mb": round(peak, 1)}
 
 

@@ -203,8 +203,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", "-i", required=True, help="folder of images (searched recursively)")
     tr.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input)")
     tr.add_argument("--direction", default=None, help="AtoB or BtoA for two-way models (default: the first)")
-    tr.add_argument("--batch-size", type=int, default=4,
-                    help="images of equal size per forward pass (and tiles, on a GPU)")
+    tr.add_argument("--batch-size", type=int, default=None,
+                    help="images of equal size per forward pass (and tiles, on a GPU). Default: 4; on the CPU as many "
+                         "as make about 50 GFLOP of work, 1 to 4 (big nets such as CycleGAN's run one at a time)")
     tr.add_argument("--tile-batch", type=int, default=None, metavar="N",
                     help="tiles of one image per forward pass (default: 1 on the CPU, where larger batches cost "
                          "memory and no time; --batch-size on a GPU)")

@@ -449,3 +449,28 @@ def test_tiles_cut_from_the_file_dtype_equal_tiles_of_the_float_image(dtype):
     dense = tiled_forward(net, unit_float(arr), tile=24, overlap=8, multiple=8)
     assert lazy.shape == dense.shape == (2, 50, 70)
     assert torch.equal(lazy, dense)
+
+
+def test_cpu_image_batch_follows_the_work_per_pass(tmp_path, monkeypatch):
+    """On the CPU, translate batches images only while a pass stays small: a big net goes one image at a time."""
+    from i2i import translate
+    export = load_export(make_export(tmp_path / "export", STACK), allow_code=["tests"])
+    src = tmp_path / "in"
+    for i in range(5):
+        write_image(src / f"{i}.png", np.full((24, 32, 3), 40 * i, np.uint8))
+    sizes: list[int] = []
+    export.nets["g"].register_forward_hook(lambda m, inputs, out: sizes.append(inputs[0].shape[0]))
+    runs = {}
+    for name, limit, batch in (("big", 1.0, None), ("small", 1e15, None), ("explicit", 1.0, 2)):
+        monkeypatch.setattr(translate, "CPU_PASS_FLOPS", limit)
+        sizes.clear()
+        result = translate.translate_folder(export, src, tmp_path / name, batch_size=batch, device="cpu")
+        assert result["images"] == 5
+        runs[name] = list(sizes)
+    assert runs["big"] == [1] + [1] * 5  # the FLOP count's pass, then one image per pass
+    assert runs["small"] == [1, 4, 1]
+    assert runs["explicit"] == [2, 2, 1]  # --batch-size wins, and no FLOP count is needed
+    for name in ("small", "explicit"):
+        for i in range(5):
+            one, other = read_image(tmp_path / "big" / f"{i}.png"), read_image(tmp_path / name / f"{i}.png")
+            assert np.abs(one.astype(np.int64) - other.astype(np.int64)).max() <= 1
