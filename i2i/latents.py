@@ -126,8 +126,7 @@ class LatentPlan:
         return with_suffix(rel, "_interp")
 
     def record(self, rel: Path, z: torch.Tensor) -> None:
-        self.used[rel.as_posix()] = [round(float(v), 6) for v in z.flatten()] if z.dim() == 1 else \
-            [[round(float(v), 6) for v in row] for row in z]
+        self.used[rel.as_posix()] = torch.round(z.float(), decimals=6).tolist()
 
     def write_codes(self, path: Path) -> None:
         """latents.json: output name -> code (strips: their two end codes), written atomically."""

@@ -11,6 +11,7 @@ from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
 from ..registry import NETS, config_value
 from .timm_disc import (
     BackboneInput,
+    TimmSizes,
     _timm,
     assign_backbone_weights,
     check_backbone,
@@ -152,7 +153,7 @@ class ConvEncoder(_PooledEncoder):
 
 
 @NETS.register("timm_encoder")
-class TimmEncoder(nn.Module):
+class TimmEncoder(TimmSizes, nn.Module):
     """An encoder on any timm backbone: (B, in, H, W) -> (mu, logvar), each (B, z_dim).
 
     The backbone is ``timm.create_model(backbone, num_classes=0)`` (its pooled features), followed by two linear
@@ -181,14 +182,6 @@ class TimmEncoder(nn.Module):
         width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.heads = _GaussianHeads(int(width), z_dim)
         init_weights(self.heads, init, init_gain)  # the heads only: the backbone keeps its own (or loaded) weights
-
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 32  # the deepest level of most backbones has stride 32
 
     @classmethod
     def check_config(cls, cfg: dict, *, key: str, file: str | None) -> None:

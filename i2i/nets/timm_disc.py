@@ -137,6 +137,18 @@ class BackboneInput(nn.Module):
         return ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
+class TimmSizes:
+    """Size rules of the nets on a timm backbone: any size, at least the stride of most backbones' last level."""
+
+    @classmethod
+    def size_multiple(cls, **kwargs: Any) -> int:
+        return 1
+
+    @classmethod
+    def min_size(cls, **kwargs: Any) -> int:
+        return 32  # the deepest level of most backbones has stride 32
+
+
 def check_timm_config(cls: type, cfg: dict, *, key: str, file: str | None, who: str) -> None:
     """Recipe-time checks of the timm nets: a known backbone (close names listed), 1 or 3 input channels, and a
     local weights file that exists."""
@@ -175,7 +187,7 @@ class _Head(nn.Module):
 
 
 @NETS.register("timm_discriminator")
-class TimmDiscriminator(nn.Module):
+class TimmDiscriminator(TimmSizes, nn.Module):
     """D on a timm backbone (Projected GANs, Sauer et al. 2021): (B, in, H, W) [, y (B,)] -> list of logit maps.
 
     The backbone is built with ``features_only=True`` and never downloads anything: ``pretrained`` is the path of
@@ -226,14 +238,6 @@ class TimmDiscriminator(nn.Module):
         for head in self.heads:
             if head.embed is not None:  # Glorot-uniform, as in Miyato & Koyama's code
                 nn.init.xavier_uniform_(head.embed.weight)
-
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 32  # the deepest level of most backbones has stride 32
 
     @classmethod
     def check_config(cls, cfg: dict, *, key: str, file: str | None) -> None:
