@@ -66,6 +66,7 @@ ACGAN_PG = [  # PyTorch-GAN's acgan.py nets in i2i's acgan model
      "size: 32}"),
     "nets.d={type: 'benchmarks.pytorch_gan_nets:ACGANDiscriminator', in_channels: 1, size: 32, num_classes: 10}"]
 
+NO_KEEP = ["train.keep_freed_memory=false"]  # glibc hands big freed blocks back to the OS every step
 FOREACH = ["optim.g.foreach=true", "optim.d.foreach=true"]  # an explicit choice turns the default fused Adam off
 
 # name, recipe, size, recipe overrides, batch (None: the recipe's), has a same-run baseline, what it is
@@ -86,6 +87,10 @@ TRAIN = [
     ("pix2pix_128_foreach", "pix2pix", 128, FOREACH, None, False, "pix2pix_128 with foreach Adam (before fused)"),
     ("cyclegan_128_foreach", "cyclegan", 128, FOREACH, None, False, "cyclegan_128 with foreach Adam (before fused)"),
     ("pix2pix_128_cl", "pix2pix", 128, ["train.channels_last=true"], None, False, "pix2pix_128 with channels_last"),
+    ("pix2pix_128_malloc", "pix2pix", 128, NO_KEEP, None, False, "pix2pix_128 with glibc's default malloc thresholds"),
+    ("pix2pix_256_malloc", "pix2pix", 256, NO_KEEP, None, False, "pix2pix_256 with glibc's default malloc thresholds"),
+    ("cyclegan_256_malloc", "cyclegan", 256, NO_KEEP, None, False,
+     "cyclegan_256 with glibc's default malloc thresholds"),
 ]
 TRAIN_SMALL_FULL = [  # full mode only: the 32 px recipes at a small batch
     (f"{m}_32_b16", m, 32, [], 16, False, f"recipes/{m}.yaml, batch 16 (small)")
@@ -457,7 +462,7 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
     for name, recipe, size, overrides, batch, baseline, _ in TRAIN + s["train_extra"]:
         if not wanted(name):
             continue
-        timing = s["train_heavy"] if name == "cyclegan_256" else s["train_light"]
+        timing = s["train_heavy"] if name.startswith("cyclegan_256") else s["train_light"]
         spec = {"kind": "train", "recipe": recipe, "size": size, "overrides": overrides, "batch": batch, **timing}
         jobs.append((f"{name}:i2i", f"{name} i2i", {**spec, "impl": "i2i"}, 3600))
         if baseline:

@@ -52,6 +52,7 @@ class TrainConfig:
     d_warmup_steps: int = 0         # steps at the start that train only D
     channels_last: bool = False     # NHWC memory format for nets and batches (measure: helps on GPUs, hurts on CPUs)
     compile: bool = False           # torch.compile each net's forward in place (state_dict names unchanged)
+    keep_freed_memory: bool = True  # CPU on glibc: freed blocks stay in the process (i2i/allocator.py); per process
 
 
 @dataclass

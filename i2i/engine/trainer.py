@@ -21,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..build import (
     MonitorConfig,
     Parts,
@@ -279,6 +280,8 @@ class Trainer:
         if accelerator.device.type == "cpu":
             # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise: share the cores out instead
             torch.set_num_threads(cfg.cpu_threads or max(1, len(os.sched_getaffinity(0)) // _local_processes()))
+            if cfg.keep_freed_memory:  # each step would otherwise fault its activations and gradients in afresh
+                keep_freed_memory()
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
