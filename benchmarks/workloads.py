@@ -72,17 +72,14 @@ def trainer_step(recipe, parts, batch: dict):
     the schedulers and the losses' statistics."""
     from accelerate import Accelerator
 
-    from i2i.allocator import keep_freed_memory
     from i2i.build import TrainConfig, build_optimizers
-    from i2i.engine.trainer import TrainContext, speed_options, to_device
+    from i2i.engine.trainer import TrainContext, cpu_settings, speed_options, to_device
     from i2i.optim import build_scheduler
 
     cfg = TrainConfig(**recipe["train"])
     torch.set_flush_denormal(True)  # as Trainer.fit
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=True)
-    torch.set_num_threads(common.THREADS or cfg.cpu_threads or cpu_threads())
-    if cfg.keep_freed_memory:  # as Trainer.fit on the CPU
-        keep_freed_memory()
+    cpu_settings(cfg, threads=common.THREADS)  # as Trainer.fit on the CPU
     model = parts.model
     for name in list(model.nets):
         model.nets[name] = accelerator.prepare(speed_options(parts.nets[name], cfg))

@@ -75,3 +75,9 @@ def recipe_file(file: str | None) -> Iterator[None]:
 
 class DataError(I2IError):
     """A data set or image problem: names the path and what was expected."""
+
+
+def check_count(option: str, value: Any) -> None:
+    """A command-line count (``--batch-size``, ``--samples`` ...) that must be a positive integer, or None."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise I2IError(f"{option} must be a positive integer, got {value!r}")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import I2IError
+from .errors import I2IError, check_count
 
 
 def with_suffix(rel: Path, suffix: str) -> Path:
@@ -92,8 +92,7 @@ class LatentPlan:
                                f"'{export.meta.get('model')}') takes no latent code; these options are for "
                                "multimodal exports such as bicyclegan")
             return None
-        if samples is not None and (not isinstance(samples, int) or samples < 1):
-            raise I2IError(f"--samples must be a positive integer, got {samples!r}")
+        check_count("--samples", samples)
         if not isinstance(interpolate, int) or interpolate < 0 or interpolate == 1:
             raise I2IError(f"--interpolate must be 0 (off) or the number of frames in a strip (>= 2), got {interpolate!r}")
         style = (Path(style_from).stem, encode_style(export, style_from, device)) if style_from is not None else None

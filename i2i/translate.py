@@ -23,7 +23,7 @@ from .data.io import (
     to_float,
     write_image,
 )
-from .errors import DataError, I2IError
+from .errors import DataError, I2IError, check_count
 from .export import Export
 from .latents import LatentPlan, WithCode, interpolation_strip
 from .registry import NETS
@@ -186,10 +186,8 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_folders(input_dir, output_dir)
-    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
-        raise I2IError(f"--batch-size must be a positive integer, got {batch_size!r}")
-    if tile_batch is not None and (not isinstance(tile_batch, int) or isinstance(tile_batch, bool) or tile_batch < 1):
-        raise I2IError(f"--tile-batch must be a positive integer, got {tile_batch!r}")
+    check_count("--batch-size", batch_size)
+    check_count("--tile-batch", tile_batch)
     # 512 px tiles already fill a CPU's cores: a batch of 4 ran no faster than 1 for a 4000x3000 CycleGAN
     # translation on 2 cores (138 s vs 132 s) and peaked at 1964 MB instead of 1221 MB
     on_cpu = torch.device(device).type == "cpu"

@@ -474,3 +474,12 @@ def test_cpu_image_batch_follows_the_work_per_pass(tmp_path, monkeypatch):
         for i in range(5):
             one, other = read_image(tmp_path / "big" / f"{i}.png"), read_image(tmp_path / name / f"{i}.png")
             assert np.abs(one.astype(np.int64) - other.astype(np.int64)).max() <= 1
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "4"])
+def test_translate_counts_must_be_positive_integers(value):
+    from i2i.errors import I2IError, check_count
+    with pytest.raises(I2IError, match=r"--tile-batch must be a positive integer, got "):
+        check_count("--tile-batch", value)
+    check_count("--tile-batch", None)  # not given: the default applies
+    check_count("--tile-batch", 3)

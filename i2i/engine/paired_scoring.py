@@ -31,12 +31,11 @@ def evaluate_export_paired(export, *, data: str | None = None, split: str = "tes
                            samples: int = 5, seed: int = 0, feature_weights: str | None = "auto",
                            device="cpu") -> dict:
     """``i2i eval`` for a pix2pix/BicycleGAN export."""
-    from ..errors import I2IError
+    from ..errors import I2IError, check_count
     from ..metrics.multimodal import FeatureSpace, evaluate_paired, load_pairs
     if not isinstance(samples, int) or samples < 2:
         raise I2IError(f"--samples must be at least 2 (diversity compares samples of one input), got {samples}")
-    if max_images is not None and max_images < 1:
-        raise I2IError(f"--max-images must be positive, got {max_images}")
+    check_count("--max-images", max_images)
     pairs = load_pairs(export.recipe, data, split, max_images)
     figures = evaluate_paired(export.nets["g"], pairs, e=export.nets.get("e"), samples=samples, seed=seed,
                               device=device, features=FeatureSpace(feature_weights, device))

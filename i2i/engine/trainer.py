@@ -163,6 +163,16 @@ def speed_options(net: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
     return net
 
 
+def cpu_settings(cfg: TrainConfig, threads: int | None = None) -> None:
+    """Training on the CPU: intra-op threads (``threads``, else ``train.cpu_threads``, else the cores shared out
+    among the local processes: `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise) and, with
+    ``train.keep_freed_memory``, freed memory kept in the process (each step would otherwise fault its
+    activations and gradients in afresh). The benchmarks use this too."""
+    torch.set_num_threads(threads or cfg.cpu_threads or max(1, len(os.sched_getaffinity(0)) // _local_processes()))
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
+
+
 def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
     out = {}
     for k, v in batch.items():
@@ -278,10 +288,7 @@ class Trainer:
             project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")))
         main = accelerator.is_main_process
         if accelerator.device.type == "cpu":
-            # `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise: share the cores out instead
-            torch.set_num_threads(cfg.cpu_threads or max(1, len(os.sched_getaffinity(0)) // _local_processes()))
-            if cfg.keep_freed_memory:  # each step would otherwise fault its activations and gradients in afresh
-                keep_freed_memory()
+            cpu_settings(cfg)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")

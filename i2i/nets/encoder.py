@@ -115,7 +115,6 @@ class ResNetEncoder(_PooledEncoder):
         return 2 ** kwargs.get("blocks", 5)  # the stem conv and every block halve (floor) the size
 
 
-
 @NETS.register("conv_encoder")
 class ConvEncoder(_PooledEncoder):
     """BicycleGAN's E_NLayers: (B, in, H, W) -> (mu, logvar), each (B, z_dim); H, W >= 2**(layers + 1).
@@ -149,7 +148,6 @@ class ConvEncoder(_PooledEncoder):
     def min_size(cls, **kwargs: Any) -> int:
         # each conv floors n/2; the last map must keep 2x2 (instance norm needs more than one pixel)
         return 2 ** (kwargs.get("layers", 3) + 1)
-
 
 
 @NETS.register("timm_encoder")
