@@ -67,6 +67,7 @@ ACGAN_PG = [  # PyTorch-GAN's acgan.py nets in i2i's acgan model
     "nets.d={type: 'benchmarks.pytorch_gan_nets:ACGANDiscriminator', in_channels: 1, size: 32, num_classes: 10}"]
 
 NO_KEEP = ["train.keep_freed_memory=false"]  # glibc hands big freed blocks back to the OS every step
+BF16 = ["train.mixed_precision=bf16"]
 FOREACH = ["optim.g.foreach=true", "optim.d.foreach=true"]  # an explicit choice turns the default fused Adam off
 
 # name, recipe, size, recipe overrides, batch (None: the recipe's), has a same-run baseline, what it is
@@ -91,7 +92,15 @@ TRAIN = [
     ("pix2pix_256_malloc", "pix2pix", 256, NO_KEEP, None, False, "pix2pix_256 with glibc's default malloc thresholds"),
     ("cyclegan_256_malloc", "cyclegan", 256, NO_KEEP, None, False,
      "cyclegan_256 with glibc's default malloc thresholds"),
+    # bf16 autocast: on CPUs with bf16 instructions only (the run skips them elsewhere); not equal math
+    ("pix2pix_128_bf16", "pix2pix", 128, BF16, None, False, "pix2pix_128 with train.mixed_precision=bf16"),
+    ("pix2pix_256_bf16", "pix2pix", 256, BF16, None, False, "pix2pix_256 with train.mixed_precision=bf16"),
+    ("cyclegan_128_bf16", "cyclegan", 128, BF16, None, False, "cyclegan_128 with train.mixed_precision=bf16"),
+    ("cyclegan_256_bf16", "cyclegan", 256, BF16, None, False, "cyclegan_256 with train.mixed_precision=bf16"),
 ]
+# name, model, precision: translate's whole-image workloads (bf16 ones compare with the fp32 entry's baseline)
+TRANSLATE = [("translate_cyclegan_256", "cyclegan", "fp32"), ("translate_pix2pix_256", "pix2pix", "fp32"),
+             ("translate_cyclegan_256_bf16", "cyclegan", "bf16"), ("translate_pix2pix_256_bf16", "pix2pix", "bf16")]
 TRAIN_SMALL_FULL = [  # full mode only: the 32 px recipes at a small batch
     (f"{m}_32_b16", m, 32, [], 16, False, f"recipes/{m}.yaml, batch 16 (small)")
     for m in ("dcgan", "cgan", "acgan", "infogan")]
@@ -182,6 +191,14 @@ def make_export(folder: Path, model: str, size: int) -> Path:
     return write_export(recipe, {name: parts.nets[name].state_dict()}, folder, meta)
 
 
+def bf16_missing() -> str | None:
+    """Why this CPU skips the bf16 workloads (it emulates bf16: hours per step), or None when it has bf16."""
+    import torch
+
+    from i2i.precision import unsupported
+    return unsupported("bf16", torch.device("cpu"))
+
+
 # ------------------------------------------------------------------------------------------- children
 def run_child(spec: dict, label: str, timeout: float) -> dict:
     t = time.perf_counter()
@@ -218,30 +235,34 @@ def assemble(mode: str, raw: dict) -> dict:
     results: dict = {}
     ceil = raw.get("ceiling", {})
     conv = ceil.get("conv", {}).get("gflops_per_s")
-    for which in ("matmul", "conv"):
+    conv_bf16 = ceil.get("conv_bf16", {}).get("gflops_per_s")
+    for which in ("matmul", "conv", "conv_bf16"):
         c = ceil.get(which)
         if c:
+            ref = CEILING_REFERENCE.get(which)
             results[f"ceiling_{which}"] = {
                 "gflops_per_s": _r(c["gflops_per_s"], 1), "fraction_of_ceiling": _r(c["gflops_per_s"] / conv)
                 if conv else None, "peak_rss_mb": ceil.get("peak_rss_mb"), "what": c["shape"],
-                "reference_gflops_per_s": CEILING_REFERENCE[which],
-                "vs_reference": _r(c["gflops_per_s"] / CEILING_REFERENCE[which]), "spread": _r(c["spread"])}
+                "reference_gflops_per_s": ref, "vs_reference": _r(c["gflops_per_s"] / ref) if ref else None,
+                "spread": _r(c["spread"])}
 
-    def flops_rate(flops, seconds):
+    def flops_rate(flops, seconds, name=""):
+        """GFLOP/s and the fraction of the conv ceiling at the workload's precision (bf16 ones: the bf16 conv)."""
         if not flops or not seconds:
             return None, None
         g = flops / seconds / 1e9
-        return _r(g, 2), (_r(g / conv) if conv else None)
+        top = conv_bf16 if name.endswith("_bf16") else conv
+        return _r(g, 2), (_r(g / top) if top else None)
 
     for name, *_ in TRAIN + TRAIN_SMALL_FULL:
         r = raw.get(f"{name}:i2i")
         if r is None:
             continue
-        if "error" in r:
-            results[name] = {"error": r["error"]}
+        if "error" in r or "skipped" in r:
+            results[name] = r
             continue
         s = r["s_per_step"]
-        gf, frac = flops_rate(r["flops_per_step"], s)
+        gf, frac = flops_rate(r["flops_per_step"], s, name)
         e = {"steps_per_s": _r(1 / s, 4), "images_per_s": _r(r["batch"] / s, 3), "s_per_step": _r(s, 4),
              "gflops_per_s": gf, "fraction_of_ceiling": frac, "peak_rss_mb": r["peak_rss_mb"],
              "gflops_per_step": _r(r["flops_per_step"] / 1e9, 2), "batch": r["batch"], "spread": _r(r["spread"]),
@@ -261,25 +282,24 @@ def assemble(mode: str, raw: dict) -> dict:
             e["reference_peak_rss_mb"] = round(REFERENCE_PEAK_MB[name])
         results[name] = e
 
-    for model in ("cyclegan", "pix2pix"):
-        name = f"translate_{model}_256"
+    for name, model, prec in TRANSLATE:
         r = raw.get(f"{name}:i2i")
         if r is None:
             continue
-        if "error" in r:
-            results[name] = {"error": r["error"]}
+        if "error" in r or "skipped" in r:
+            results[name] = r
             continue
-        gf, frac = flops_rate(r["flops_per_image"], r["s_per_image"])
+        gf, frac = flops_rate(r["flops_per_image"], r["s_per_image"], name)
         e = {"images_per_s": _r(r["images_per_s"], 3), "gflops_per_s": gf, "fraction_of_ceiling": frac,
              "peak_rss_mb": r["peak_rss_mb"], "gflops_per_image": _r(r["flops_per_image"] / 1e9, 2),
-             "images": r["images"], "batch": r["batch"], "spread": _r(r["spread"])}
-        b = raw.get(f"{name}:ref")
+             "images": r["images"], "batch": r["batch"], "spread": _r(r["spread"]), "precision": prec}
+        b = raw.get(f"translate_{model}_256:ref")  # bf16 against the fp32 baseline: not equal math
         if b and "error" not in b:
             e.update(baseline_images_per_s=_r(b["images_per_s"], 3), baseline_peak_rss_mb=b["peak_rss_mb"],
                      speedup_vs_baseline=_r(r["images_per_s"] / b["images_per_s"], 2))
         elif b:
             e["baseline_error"] = b["error"]
-        ref = REFERENCE[name]
+        ref = REFERENCE[f"translate_{model}_256"]
         e.update(reference_images_per_s=ref["images_per_s"],
                  speedup_vs_reference=_r(r["images_per_s"] / ref["images_per_s"], 2))
         results[name] = e
@@ -342,15 +362,17 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
           "repeats")
     print()
     print("Machine ceiling (GFLOP/s)           measured  reference  ratio  spread")
-    for which in ("matmul", "conv"):
+    for which in ("matmul", "conv", "conv_bf16"):
         c = results.get(f"ceiling_{which}")
         if c and "gflops_per_s" in c:
-            print(f"  {c['what']:34s} {c['gflops_per_s']:8.1f} {c['reference_gflops_per_s']:10.1f} "
-                  f"{c['vs_reference']:6.2f} {_f(c['spread'], '7.1%')}")
-    print(f"  % ceil below = achieved GFLOP/s / the conv ceiling above ({_f(conv, '.1f')} GFLOP/s); FLOPs count "
-          "matmuls and convs only")
+            print(f"  {c['what']:34s} {c['gflops_per_s']:8.1f} {_f(c['reference_gflops_per_s'], '10.1f')} "
+                  f"{_f(c['vs_reference'], '6.2f')} {_f(c['spread'], '7.1%')}")
+    bf16 = results.get("ceiling_conv_bf16", {}).get("gflops_per_s")
+    print(f"  % ceil below = achieved GFLOP/s / the conv ceiling above ({_f(conv, '.1f')} GFLOP/s"
+          + (f"; *_bf16 workloads: the bf16 conv, {bf16:.1f}" if bf16 else "") + "); FLOPs count matmuls and convs "
+          "only")
     print()
-    head = (f"{'training step':15s} {'s/step':>8s} {'steps/s':>8s} {'img/s':>7s} {'GFLOP':>8s} {'GFLOP/s':>8s} "
+    head = (f"{'training step':19s} {'s/step':>8s} {'steps/s':>8s} {'img/s':>7s} {'GFLOP':>8s} {'GFLOP/s':>8s} "
             f"{'%ceil':>6s} {'RSS MB':>7s} {'base s':>8s} {'x base':>7s} {'base MB':>8s} {'ref s':>7s} {'x ref':>6s} "
             f"{'spread':>7s}")
     print(head)
@@ -358,10 +380,10 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
         e = results.get(name)
         if e is None:
             continue
-        if "error" in e:
-            print(f"{name:15s} ERROR {e['error']}")
+        if "error" in e or "skipped" in e:
+            print(f"{name:19s} {'ERROR ' + e['error'] if 'error' in e else 'skipped: ' + e['skipped']}")
             continue
-        print(f"{name:15s} {e['s_per_step']:8.3f} {e['steps_per_s']:8.3f} {e['images_per_s']:7.1f} "
+        print(f"{name:19s} {e['s_per_step']:8.3f} {e['steps_per_s']:8.3f} {e['images_per_s']:7.1f} "
               f"{e['gflops_per_step']:8.1f} {_f(e['gflops_per_s'], '8.1f')} {_f(e['fraction_of_ceiling'], '6.1%')} "
               f"{e['peak_rss_mb']:7.0f} {_f(e.get('baseline_s_per_step'), '8.3f')} "
               f"{_f(e.get('speedup_vs_baseline'), '6.2f')}x {_f(e.get('baseline_peak_rss_mb'), '8.0f')} "
@@ -370,23 +392,23 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
     print("  base: the same nets, losses and batch in a reference-style loop, same run (benchmarks/reference.py); "
           "ref: the fixed reference figure (equal math only where listed)")
     print()
-    print(f"{'translate':24s} {'img/s':>7s} {'GFLOP/img':>9s} {'GFLOP/s':>8s} {'%ceil':>6s} {'RSS MB':>7s} "
+    print(f"{'translate':27s} {'img/s':>7s} {'GFLOP/img':>9s} {'GFLOP/s':>8s} {'%ceil':>6s} {'RSS MB':>7s} "
           f"{'base img/s':>10s} {'x base':>7s} {'ref img/s':>9s} {'x ref':>6s}")
-    for model in ("cyclegan", "pix2pix"):
-        name = f"translate_{model}_256"
+    for name, *_ in TRANSLATE:
         e = results.get(name)
         if e is None:
             continue
-        if "error" in e:
-            print(f"{name:24s} ERROR {e['error']}")
+        if "error" in e or "skipped" in e:
+            print(f"{name:27s} {'ERROR ' + e['error'] if 'error' in e else 'skipped: ' + e['skipped']}")
             continue
-        print(f"{name:24s} {e['images_per_s']:7.2f} {e['gflops_per_image']:9.1f} {_f(e['gflops_per_s'], '8.1f')} "
+        print(f"{name:27s} {e['images_per_s']:7.2f} {e['gflops_per_image']:9.1f} {_f(e['gflops_per_s'], '8.1f')} "
               f"{_f(e['fraction_of_ceiling'], '6.1%')} {e['peak_rss_mb']:7.0f} "
               f"{_f(e.get('baseline_images_per_s'), '10.2f')} {_f(e.get('speedup_vs_baseline'), '6.2f')}x "
               f"{e['reference_images_per_s']:9.2f} {e['speedup_vs_reference']:5.2f}x")
     tl = settings["translate"]
     print(f"  {tl['images']} photo crops of 256 px (PNG) through translate_folder, batch {tl['batch'] or 'as translate chooses'}, reading and "
-          "writing included; base: the reference's test.py single-image loop (batch 1)")
+          "writing included; base: the reference's test.py single-image loop (batch 1, fp32; *_bf16: translate "
+          "--precision bf16 against that fp32 baseline, not equal math)")
     for model, _ in settings["tiled"]:
         name = f"translate_tiled_{model}"
         e = results.get(name)
@@ -395,7 +417,7 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
         if "error" in e:
             print(f"{name:24s} ERROR {e['error']}")
             continue
-        print(f"{name:24s} {e['input']} px in {e['tiles']} tiles of {e['tile']} (overlap {e['overlap']}, "
+        print(f"{name:27s} {e['input']} px in {e['tiles']} tiles of {e['tile']} (overlap {e['overlap']}, "
               f"batch {e['batch']}): {e['seconds']:.1f} s, {e['megapixels_per_s']:.3f} MP/s, "
               f"{_f(e['gflops_per_s'], '.1f')} GFLOP/s ({_f(e['fraction_of_ceiling'], '.1%')}), peak RSS "
               f"{e['peak_rss_mb']:.0f} MB (+{e['peak_extra_mb']:.0f} over the loaded export)")
@@ -433,10 +455,13 @@ def print_targets(results: dict) -> None:
         x, b = e.get("speedup_vs_reference"), e.get("speedup_vs_baseline")
         rows.append((f"{name}: >= 2x reference steps/s", verdict(None if x is None else x >= 2.0),
                      f"{_f(x, '.2f')}x (same-run baseline {_f(b, '.2f')}x)"))
-    for name in ("translate_cyclegan_256", "translate_pix2pix_256"):
+    for name, *_ in TRANSLATE:
         e = results.get(name, {})
         x, b = e.get("speedup_vs_reference"), e.get("speedup_vs_baseline")
-        rows.append((f"{name}: >= 2x reference images/s", verdict(None if x is None else x >= 2.0),
+        if "skipped" in e:
+            continue
+        what = " (bf16: not equal math)" if name.endswith("_bf16") else ""
+        rows.append((f"{name}: >= 2x reference images/s{what}", verdict(None if x is None else x >= 2.0),
                      f"{_f(x, '.2f')}x (same-run baseline {_f(b, '.2f')}x)"))
     for key, e in results.items():
         if key.startswith("translate_tiled_") and "input" in e:
@@ -458,9 +483,13 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
     s = MODES[mode]
     wanted = (lambda name: only is None or name in only)
     jobs = []  # the ceiling always runs: fraction_of_ceiling needs it
-    jobs.append(("ceiling", "ceiling (matmul, conv)", {"kind": "ceiling", **s["ceiling"]}, 600))
+    no_bf16 = bf16_missing()
+    jobs.append(("ceiling", "ceiling (matmul, conv)", {"kind": "ceiling", **s["ceiling"], "bf16": not no_bf16}, 600))
     for name, recipe, size, overrides, batch, baseline, _ in TRAIN + s["train_extra"]:
         if not wanted(name):
+            continue
+        if no_bf16 and name.endswith("_bf16"):
+            jobs.append((f"{name}:i2i", "", {"skipped": no_bf16}, 0))
             continue
         timing = s["train_heavy"] if name.startswith("cyclegan_256") else s["train_light"]
         spec = {"kind": "train", "recipe": recipe, "size": size, "overrides": overrides, "batch": batch, **timing}
@@ -468,19 +497,25 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
         if baseline:
             jobs.append((f"{name}:ref", f"{name} baseline", {**spec, "impl": "ref"}, 3600))
     tl = s["translate"]
-    for model in ("cyclegan", "pix2pix"):
-        name = f"translate_{model}_256"
+    for name, model, prec in TRANSLATE:
         if not wanted(name):
             continue
-        export = make_export(tmp / f"export_{model}", model, 256)
+        if no_bf16 and prec == "bf16":
+            jobs.append((f"{name}:i2i", "", {"skipped": no_bf16}, 0))
+            continue
+        export = tmp / f"export_{model}"
+        if not export.exists():
+            make_export(export, model, 256)
         inputs = tmp / "translate_in"
         if not inputs.exists():
             write_crops(inputs, tl["images"], 256, 256, "png", seed=1)
             write_crops(tmp / "translate_warm", tl["batch"] or 4, 256, 256, "png", seed=2)
         spec = {"kind": "translate", "export": str(export), "input": str(inputs), "warm": str(tmp / "translate_warm"),
-                "size": 256, "batch": tl["batch"], "repeats": tl["repeats"]}
+                "size": 256, "batch": tl["batch"], "repeats": tl["repeats"], "precision": prec}
         jobs.append((f"{name}:i2i", f"{name} i2i", {**spec, "impl": "i2i", "work": str(tmp / "tr_i2i")}, 1800))
-        jobs.append((f"{name}:ref", f"{name} baseline", {**spec, "impl": "ref", "work": str(tmp / "tr_ref")}, 1800))
+        if prec == "fp32":
+            jobs.append((f"{name}:ref", f"{name} baseline", {**spec, "impl": "ref", "work": str(tmp / "tr_ref")},
+                         1800))
     for model, (h, w) in s["tiled"]:
         name = f"translate_tiled_{model}"
         if not wanted(name):
@@ -531,8 +566,7 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     if only:
         s = MODES[mode]
-        valid = {n for n, *_ in TRAIN + s["train_extra"]} | {"ceiling", "data", "translate_cyclegan_256",
-                                                              "translate_pix2pix_256"}
+        valid = {n for n, *_ in TRAIN + s["train_extra"]} | {"ceiling", "data"} | {n for n, *_ in TRANSLATE}
         valid |= {f"translate_tiled_{m}" for m, _ in s["tiled"]}
         if only - valid:
             p.error(f"--only: unknown workload(s) {', '.join(sorted(only - valid))}; valid in {mode} mode: "
@@ -545,7 +579,7 @@ def main() -> None:
         jobs = plan_jobs(mode, tmp, only)
         print(f"{len(jobs)} measurements, each in a fresh process ({mode} mode):", file=sys.stderr, flush=True)
         for key, label, spec, timeout in jobs:
-            raw[key] = run_child({**spec, "threads": args.threads}, label, timeout)
+            raw[key] = dict(spec) if "skipped" in spec else run_child({**spec, "threads": args.threads}, label, timeout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results = assemble(mode, raw)

@@ -59,10 +59,21 @@ def ceiling(spec: dict) -> dict:
 
     conv_flops = count_flops(conv)  # forward + input gradient + weight gradient: 3 x 2*C*C*9*H*W
     cv = summary(timed(conv, 2, spec["conv_steps"], spec["repeats"], spec["min_s"]))
-    return {"matmul": {"gflops_per_s": mm_flops / mm["s_per_call"] / 1e9, "spread": mm["spread"],
-                       "flops": mm_flops, "shape": f"{n}x{n} @ {n}x{n}"},
-            "conv": {"gflops_per_s": conv_flops / cv["s_per_call"] / 1e9, "spread": cv["spread"],
-                     "flops": conv_flops, "shape": "3x3 conv 256->256, 1x64x64, fwd+bwd"}}
+    out = {"matmul": {"gflops_per_s": mm_flops / mm["s_per_call"] / 1e9, "spread": mm["spread"],
+                      "flops": mm_flops, "shape": f"{n}x{n} @ {n}x{n}"},
+           "conv": {"gflops_per_s": conv_flops / cv["s_per_call"] / 1e9, "spread": cv["spread"],
+                    "flops": conv_flops, "shape": "3x3 conv 256->256, 1x64x64, fwd+bwd"}}
+    if spec.get("bf16"):  # the same conv under bf16 autocast, as train.mixed_precision=bf16 runs it
+        def conv_bf16():
+            x.grad = w.grad = None
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y = F.conv2d(x, w, padding=1)
+            y.backward(grad.to(y.dtype))
+
+        cb = summary(timed(conv_bf16, 2, spec["conv_steps"], spec["repeats"], spec["min_s"]))
+        out["conv_bf16"] = {"gflops_per_s": conv_flops / cb["s_per_call"] / 1e9, "spread": cb["spread"],
+                            "flops": conv_flops, "shape": "the same conv, bf16 autocast"}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- train
@@ -171,10 +182,11 @@ def translate(spec: dict) -> dict:
     work.mkdir(parents=True)
     runs = []
     if spec["impl"] == "i2i":
-        translate_folder(export, spec["warm"], work / "warm", batch_size=spec["batch"])  # None: translate's default
+        options = {"batch_size": spec["batch"], "precision": spec.get("precision", "fp32")}  # batch None: default
+        translate_folder(export, spec["warm"], work / "warm", **options)
         for r in range(spec["repeats"]):
             t = time.perf_counter()
-            result = translate_folder(export, spec["input"], work / f"out_{r}", batch_size=spec["batch"])
+            result = translate_folder(export, spec["input"], work / f"out_{r}", **options)
             runs.append((time.perf_counter() - t) / len(files))
             if result["failed"] or result["images"] != len(files):
                 raise SystemExit(f"translate failed: {result['failures']}")

@@ -67,7 +67,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, device=device, tile=args.tile,
                               tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, samples=args.samples,
                               seed=args.seed,
-                              sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate)
+                              sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate,
+                              precision=args.precision)
     for f in result["failures"]:
         error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
         print(f"i2i: skipped {f['file']}: {error}", file=sys.stderr)
@@ -210,6 +211,10 @@ def parser() -> argparse.ArgumentParser:
                     help="tiles of one image per forward pass (default: 1 on the CPU, where larger batches cost "
                          "memory and no time; --batch-size on a GPU)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    tr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="fp32 (default), or bf16/fp16 autocast: convolutions in reduced precision, faster where the "
+                         "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX: bf16 translated CycleGAN 256 px "
+                         "images about 1.8x faster on 2 cores), refused where it does not")
     tr.add_argument("--tile", type=int, default=None, metavar="N",
                     help="translate images larger than N x N input px in overlapping N px tiles, blended on the "
                          "CPU, so device memory holds one batch of tiles whatever the image size (rounded up to "

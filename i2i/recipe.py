@@ -260,6 +260,8 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
     for section in ("data", "model", "nets", "losses", "optim", "train", "schedule", "eval", "translate"):
         if section in data and data[section] is not None and not isinstance(data[section], dict):
             raise RecipeError("this section must be a mapping", file=file, key=section, value=data[section])
+    if isinstance(data.get("train"), dict) and data["train"].get("mixed_precision") is False:
+        data["train"]["mixed_precision"] = "no"  # YAML 1.1 reads a bare `no` as false
     data.setdefault("name", default_name(path))
     data.setdefault("seed", 0)
     seed = data["seed"]

@@ -26,6 +26,7 @@ from .data.io import (
 from .errors import DataError, I2IError, check_count
 from .export import Export
 from .latents import LatentPlan, WithCode, interpolation_strip
+from .precision import DTYPES, autocast, unsupported
 from .registry import NETS
 from .tiling import ImageSource, check_tile, iter_tiled_rows, unit_float
 
@@ -48,6 +49,15 @@ def flops_per_pixel(net: torch.nn.Module, in_channels: int, multiple: int, small
     except Exception:  # noqa: BLE001  no estimate: the fixed batch applies
         return None
     return counter.get_total_flops() / (side * side)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """--precision names fp32 or a reduced precision that this device runs fast."""
+    if precision not in ("fp32", *DTYPES):
+        raise I2IError(f"--precision {precision!r}: choose fp32, {' or '.join(DTYPES)}")
+    reason = unsupported(precision, device)
+    if reason:
+        raise I2IError(f"--precision {precision}: {precision} {reason}; use --precision fp32")
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> None:
@@ -165,7 +175,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                      batch_size: int | None = None, device: str | torch.device = "cpu", tile: int | None = None,
                      tile_overlap: int = 32, tile_batch: int | None = None, samples: int | None = None,
                      seed: int = 0, sync_z: bool = False,
-                     style_from: str | Path | None = None, interpolate: int = 0) -> dict:
+                     style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32") -> dict:
     """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
 
     ``batch_size``: images of equal size per forward pass. ``None``: ``MAX_BATCH``, except on the CPU, where big
@@ -183,14 +193,19 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     for every input), or one output ``<name>_style-<image>`` with z encoded from ``style_from`` by the export's
     encoder, and with ``interpolate`` K a strip ``<name>_interp`` of K outputs along the line between two codes.
     The codes used are written to ``latents.json`` in the output folder.
+
+    ``precision``: ``fp32``, or ``bf16``/``fp16`` autocast (convolutions in reduced precision, outputs written from
+    fp32), refused where the device lacks it (i2i/precision.py).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_folders(input_dir, output_dir)
     check_count("--batch-size", batch_size)
     check_count("--tile-batch", tile_batch)
+    device = torch.device(device)
+    check_precision(precision, device)
     # 512 px tiles already fill a CPU's cores: a batch of 4 ran no faster than 1 for a 4000x3000 CycleGAN
     # translation on 2 cores (138 s vs 132 s) and peaked at 1964 MB instead of 1221 MB
-    on_cpu = torch.device(device).type == "cpu"
+    on_cpu = device.type == "cpu"
     tiles_per_pass = tile_batch or (1 if on_cpu else batch_size or MAX_BATCH)
     name, net = export.generator(direction)
     in_c, multiple = net.in_channels, size_multiple(export, name)
@@ -273,48 +288,49 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
         write(item, _assemble(itertools.chain([first], strips), item, in_c, h * scale))
         tiled += 1
 
-    for index, path in enumerate(files):
-        rel = path.relative_to(input_dir)
-        try:
-            source = read_image(path)
-            h, w = source.shape[:2]
-            side = None
-            if tile and (h > tile or w > tile):
-                side = tile
-            elif auto_tile and h * w > auto_pixels:
-                side = auto_tile
-                log.info("%s: %dx%d px is above the automatic tiling threshold (%d px of input): translating in %d px "
-                         "tiles, overlap %d (--tile N to choose the size, --tile 0 to turn tiling off)", rel, w, h,
-                         auto_pixels, side, tile_overlap)
-            # a tiled image stays in its file's dtype and is converted tile by tile (no full-size float copy)
-            tensor = ImageSource(adapt_channels(source, in_c)) if side else _input_tensor(source, in_c)
-        except (DataError, ValueError, OSError, MemoryError) as exc:  # unreadable inputs: reported, not fatal
-            failed.append({"file": str(path), "error": str(exc) or type(exc).__name__})
-            continue
-        item = _Item(path, rel, tensor, source)
-        del source, tensor
-        if plan is not None and plan.interpolate:
-            flush()
-            z_line = plan.line(index)
+    with autocast(precision, device):  # every forward pass: whole images, tiles, interpolation strips
+        for index, path in enumerate(files):
+            rel = path.relative_to(input_dir)
             try:
-                image = item.tensor if torch.is_tensor(item.tensor) else item.tensor.region(0, h, 0, w)
-                strip = interpolation_strip(net, image, z_line, multiple=multiple, device=device)
-            except (RuntimeError, MemoryError) as exc:
-                failed.append({"file": str(item.path), "error": f"interpolation strip: {exc}"})
-            else:
-                strip_item = item.variant(plan.strip_name(item.rel), torch.stack([z_line[0], z_line[-1]]))
-                strip_item.alpha = None  # one alpha for K frames side by side: dropped
-                write(strip_item, _assemble([(0, strip)], strip_item, in_c, h))
-        variants = [item] if plan is None else [item.variant(rel, z) for rel, z in plan.codes(index, item.rel)]
-        for variant in variants:
-            if side:
-                translate_tiled(variant, side)
+                source = read_image(path)
+                h, w = source.shape[:2]
+                side = None
+                if tile and (h > tile or w > tile):
+                    side = tile
+                elif auto_tile and h * w > auto_pixels:
+                    side = auto_tile
+                    log.info("%s: %dx%d px is above the automatic tiling threshold (%d px of input): translating in "
+                             "%d px tiles, overlap %d (--tile N to choose the size, --tile 0 to turn tiling off)", rel,
+                             w, h, auto_pixels, side, tile_overlap)
+                # a tiled image stays in its file's dtype and is converted tile by tile (no full-size float copy)
+                tensor = ImageSource(adapt_channels(source, in_c)) if side else _input_tensor(source, in_c)
+            except (DataError, ValueError, OSError, MemoryError) as exc:  # unreadable inputs: reported, not fatal
+                failed.append({"file": str(path), "error": str(exc) or type(exc).__name__})
                 continue
-            if pending and (pending[0].tensor.shape != variant.tensor.shape
-                            or len(pending) >= images_per_pass(*pending[0].tensor.shape[-2:])):
+            item = _Item(path, rel, tensor, source)
+            del source, tensor
+            if plan is not None and plan.interpolate:
                 flush()
-            pending.append(variant)
-    flush()
+                z_line = plan.line(index)
+                try:
+                    image = item.tensor if torch.is_tensor(item.tensor) else item.tensor.region(0, h, 0, w)
+                    strip = interpolation_strip(net, image, z_line, multiple=multiple, device=device)
+                except (RuntimeError, MemoryError) as exc:
+                    failed.append({"file": str(item.path), "error": f"interpolation strip: {exc}"})
+                else:
+                    strip_item = item.variant(plan.strip_name(item.rel), torch.stack([z_line[0], z_line[-1]]))
+                    strip_item.alpha = None  # one alpha for K frames side by side: dropped
+                    write(strip_item, _assemble([(0, strip)], strip_item, in_c, h))
+            variants = [item] if plan is None else [item.variant(rel, z) for rel, z in plan.codes(index, item.rel)]
+            for variant in variants:
+                if side:
+                    translate_tiled(variant, side)
+                    continue
+                if pending and (pending[0].tensor.shape != variant.tensor.shape
+                                or len(pending) >= images_per_pass(*pending[0].tensor.shape[-2:])):
+                    flush()
+                pending.append(variant)
+        flush()
     seconds = time.perf_counter() - t0
     extra = {}
     if plan is not None:

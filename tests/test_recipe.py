@@ -58,6 +58,15 @@ def test_overrides_are_yaml_values():
     assert r["nets"]["g"]["dropout"] == 0.0 and r["optim"]["g"]["betas"] == [0.9, 0.99]
 
 
+def test_a_bare_no_for_mixed_precision_means_no(tmp_path):
+    """YAML 1.1 reads `no` as false: `train.mixed_precision=no` on the command line, or unquoted in a file."""
+    validate_recipe(r := load_recipe(PIX2PIX, ["train.mixed_precision=no"]))
+    assert r["train"]["mixed_precision"] == "no"
+    (tmp_path / "child.yaml").write_text(f"base: {PIX2PIX}\ntrain:\n  mixed_precision: no\n")
+    assert load_recipe(tmp_path / "child.yaml")["train"]["mixed_precision"] == "no"
+    assert "valid: bf16, fp16, no" in error_of(PIX2PIX, "train.mixed_precision=yes")  # true stays an error
+
+
 # golden messages: the exact text a user sees
 def test_golden_unknown_override_path():
     assert error_of(PIX2PIX, "trian.max_steps=5") == (

@@ -109,8 +109,8 @@ def test_two_identical_runs_give_identical_losses(paired_root, tmp_path, capsys)
 
 
 def test_bf16_on_a_cpu_without_it_is_refused(paired_root, tmp_path, capsys, monkeypatch):
-    import i2i.engine.trainer as trainer
-    monkeypatch.setattr(trainer, "cpu_slowdown", lambda dtype: 400.0)  # as measured on CPUs that emulate bf16
+    import i2i.precision as precision
+    monkeypatch.setattr(precision, "cpu_slowdown", lambda dtype: 400.0)  # as measured on CPUs that emulate bf16
     recipe = write_recipe(tmp_path / "r.yaml", tiny_pix2pix(paired_root, tmp_path / "run", mixed_precision="bf16"))
     assert run("train", str(recipe)) == 2
     err = capsys.readouterr().err
@@ -119,7 +119,7 @@ def test_bf16_on_a_cpu_without_it_is_refused(paired_root, tmp_path, capsys, monk
 
 
 def test_cpu_slowdown_probe_measures():
-    from i2i.engine.trainer import cpu_slowdown
+    from i2i.precision import cpu_slowdown
     assert 0 < cpu_slowdown(torch.float32) < 5
 
 

@@ -21,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .. import precision
 from ..allocator import keep_freed_memory
 from ..build import (
     MonitorConfig,
@@ -185,31 +186,21 @@ def to_device(batch: dict, device: torch.device, channels_last: bool = False) ->
 
 
 def check_precision(mixed_precision: str, allow_slow: bool, device: torch.device, file: str) -> None:
-    """bf16/fp16 autocast on a CPU without the instructions is hundreds of times slower: stop, and say so."""
-    if mixed_precision == "no" or device.type != "cpu" or allow_slow:
+    """bf16/fp16 autocast where the hardware lacks it is hundreds of times slower: stop, and say so. On a CPU that
+    has fast bf16 and trains in fp32, say that bf16 is there to be had."""
+    if device.type == "cpu" and mixed_precision in precision.FULL:
+        if os.environ.get("RANK", "0") != "0":  # one hint per run, not one per process
+            return
+        slowdown = precision.cpu_slowdown(torch.bfloat16)
+        if slowdown < precision.FAST:
+            log.info("this CPU runs bf16 matmuls %.1fx faster than fp32: train.mixed_precision=bf16 may train "
+                     "faster (autocast: convolutions in bf16, losses and weights in fp32)", 1 / slowdown)
         return
-    dtype = torch.bfloat16 if mixed_precision == "bf16" else torch.float16
-    slowdown = cpu_slowdown(dtype)
-    if slowdown <= 3.0:
-        return
-    raise RecipeError(f"{mixed_precision} mixed precision on this CPU ran {slowdown:.0f}x slower than fp32 in a "
-                      "quick matmul probe (no hardware support); set train.mixed_precision=no (or "
-                      "train.allow_slow_precision=true to insist)", file=file, key="train.mixed_precision",
-                      value=mixed_precision, choices=["no"])
-
-
-def cpu_slowdown(dtype: torch.dtype, n: int = 256) -> float:
-    """Time of an n x n matmul in ``dtype`` over fp32 on this CPU (flags lie: some CPUs emulate bf16)."""
-    def best(x: torch.Tensor) -> float:
-        x @ x
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            x @ x
-            times.append(time.perf_counter() - t)
-        return min(times)
-    a = torch.randn(n, n)
-    return best(a.to(dtype)) / max(best(a), 1e-9)
+    reason = None if allow_slow else precision.unsupported(mixed_precision, device)
+    if reason:
+        raise RecipeError(f"{mixed_precision} mixed precision {reason}; set train.mixed_precision=no (or "
+                          "train.allow_slow_precision=true to insist)", file=file, key="train.mixed_precision",
+                          value=mixed_precision, choices=["no"])
 
 
 EXTRA_STATE = "i2i_state.pt"
