@@ -98,9 +98,11 @@ TRAIN = [
     ("cyclegan_128_bf16", "cyclegan", 128, BF16, None, False, "cyclegan_128 with train.mixed_precision=bf16"),
     ("cyclegan_256_bf16", "cyclegan", 256, BF16, None, False, "cyclegan_256 with train.mixed_precision=bf16"),
 ]
-# name, model, precision: translate's whole-image workloads (bf16 ones compare with the fp32 entry's baseline)
-TRANSLATE = [("translate_cyclegan_256", "cyclegan", "fp32"), ("translate_pix2pix_256", "pix2pix", "fp32"),
-             ("translate_cyclegan_256_bf16", "cyclegan", "bf16"), ("translate_pix2pix_256_bf16", "pix2pix", "bf16")]
+# translate's whole-image workloads: name, model, --precision, --compile. Every one compares with the fp32 eager
+# baseline of its model (the reference's loop): bf16 ones are not equal math.
+TRANSLATE = [(f"translate_{m}_256{'_bf16' if p == 'bf16' else ''}{'_compile' if c else ''}", m, p, c)
+             for p, c in (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))
+             for m in ("cyclegan", "pix2pix")]
 TRAIN_SMALL_FULL = [  # full mode only: the 32 px recipes at a small batch
     (f"{m}_32_b16", m, 32, [], 16, False, f"recipes/{m}.yaml, batch 16 (small)")
     for m in ("dcgan", "cgan", "acgan", "infogan")]
@@ -282,14 +284,14 @@ def assemble(mode: str, raw: dict) -> dict:
             e["reference_peak_rss_mb"] = round(REFERENCE_PEAK_MB[name])
         results[name] = e
 
-    for name, model, prec in TRANSLATE:
+    for name, model, prec, _ in TRANSLATE:
         r = raw.get(f"{name}:i2i")
         if r is None:
             continue
         if "error" in r or "skipped" in r:
             results[name] = r
             continue
-        gf, frac = flops_rate(r["flops_per_image"], r["s_per_image"], name)
+        gf, frac = flops_rate(r["flops_per_image"], r["s_per_image"], name.removesuffix("_compile"))
         e = {"images_per_s": _r(r["images_per_s"], 3), "gflops_per_s": gf, "fraction_of_ceiling": frac,
              "peak_rss_mb": r["peak_rss_mb"], "gflops_per_image": _r(r["flops_per_image"] / 1e9, 2),
              "images": r["images"], "batch": r["batch"], "spread": _r(r["spread"]), "precision": prec}
@@ -392,23 +394,24 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
     print("  base: the same nets, losses and batch in a reference-style loop, same run (benchmarks/reference.py); "
           "ref: the fixed reference figure (equal math only where listed)")
     print()
-    print(f"{'translate':27s} {'img/s':>7s} {'GFLOP/img':>9s} {'GFLOP/s':>8s} {'%ceil':>6s} {'RSS MB':>7s} "
+    print(f"{'translate':35s} {'img/s':>7s} {'GFLOP/img':>9s} {'GFLOP/s':>8s} {'%ceil':>6s} {'RSS MB':>7s} "
           f"{'base img/s':>10s} {'x base':>7s} {'ref img/s':>9s} {'x ref':>6s}")
     for name, *_ in TRANSLATE:
         e = results.get(name)
         if e is None:
             continue
         if "error" in e or "skipped" in e:
-            print(f"{name:27s} {'ERROR ' + e['error'] if 'error' in e else 'skipped: ' + e['skipped']}")
+            print(f"{name:35s} {'ERROR ' + e['error'] if 'error' in e else 'skipped: ' + e['skipped']}")
             continue
-        print(f"{name:27s} {e['images_per_s']:7.2f} {e['gflops_per_image']:9.1f} {_f(e['gflops_per_s'], '8.1f')} "
+        print(f"{name:35s} {e['images_per_s']:7.2f} {e['gflops_per_image']:9.1f} {_f(e['gflops_per_s'], '8.1f')} "
               f"{_f(e['fraction_of_ceiling'], '6.1%')} {e['peak_rss_mb']:7.0f} "
               f"{_f(e.get('baseline_images_per_s'), '10.2f')} {_f(e.get('speedup_vs_baseline'), '6.2f')}x "
               f"{e['reference_images_per_s']:9.2f} {e['speedup_vs_reference']:5.2f}x")
     tl = settings["translate"]
     print(f"  {tl['images']} photo crops of 256 px (PNG) through translate_folder, batch {tl['batch'] or 'as translate chooses'}, reading and "
           "writing included; base: the reference's test.py single-image loop (batch 1, fp32; *_bf16: translate "
-          "--precision bf16 against that fp32 baseline, not equal math)")
+          "--precision bf16 against that fp32 baseline, not equal math; *_compile: --compile, timed after a warm-up "
+          "folder that compiled the net)")
     for model, _ in settings["tiled"]:
         name = f"translate_tiled_{model}"
         e = results.get(name)
@@ -417,7 +420,7 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
         if "error" in e:
             print(f"{name:24s} ERROR {e['error']}")
             continue
-        print(f"{name:27s} {e['input']} px in {e['tiles']} tiles of {e['tile']} (overlap {e['overlap']}, "
+        print(f"{name:35s} {e['input']} px in {e['tiles']} tiles of {e['tile']} (overlap {e['overlap']}, "
               f"batch {e['batch']}): {e['seconds']:.1f} s, {e['megapixels_per_s']:.3f} MP/s, "
               f"{_f(e['gflops_per_s'], '.1f')} GFLOP/s ({_f(e['fraction_of_ceiling'], '.1%')}), peak RSS "
               f"{e['peak_rss_mb']:.0f} MB (+{e['peak_extra_mb']:.0f} over the loaded export)")
@@ -458,9 +461,9 @@ def print_targets(results: dict) -> None:
     for name, *_ in TRANSLATE:
         e = results.get(name, {})
         x, b = e.get("speedup_vs_reference"), e.get("speedup_vs_baseline")
-        if "skipped" in e:
+        if "skipped" in e or (not e and name not in REFERENCE):  # the issue's two targets always get a row
             continue
-        what = " (bf16: not equal math)" if name.endswith("_bf16") else ""
+        what = " (bf16: not equal math)" if "_bf16" in name else ""
         rows.append((f"{name}: >= 2x reference images/s{what}", verdict(None if x is None else x >= 2.0),
                      f"{_f(x, '.2f')}x (same-run baseline {_f(b, '.2f')}x)"))
     for key, e in results.items():
@@ -474,7 +477,7 @@ def print_targets(results: dict) -> None:
                      verdict(e["peak_rss_mb"] <= REFERENCE_PEAK_MB["cyclegan_256"]), f"{e['peak_rss_mb']:.0f} MB"))
     print("Targets (speed issue)")
     for what, ok, value in rows:
-        print(f"  {ok}  {what:52s} {value}")
+        print(f"  {ok}  {what:72s} {value}")
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -497,7 +500,7 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
         if baseline:
             jobs.append((f"{name}:ref", f"{name} baseline", {**spec, "impl": "ref"}, 3600))
     tl = s["translate"]
-    for name, model, prec in TRANSLATE:
+    for name, model, prec, compiled in TRANSLATE:
         if not wanted(name):
             continue
         if no_bf16 and prec == "bf16":
@@ -511,9 +514,9 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
             write_crops(inputs, tl["images"], 256, 256, "png", seed=1)
             write_crops(tmp / "translate_warm", tl["batch"] or 4, 256, 256, "png", seed=2)
         spec = {"kind": "translate", "export": str(export), "input": str(inputs), "warm": str(tmp / "translate_warm"),
-                "size": 256, "batch": tl["batch"], "repeats": tl["repeats"], "precision": prec}
+                "size": 256, "batch": tl["batch"], "repeats": tl["repeats"], "precision": prec, "compile": compiled}
         jobs.append((f"{name}:i2i", f"{name} i2i", {**spec, "impl": "i2i", "work": str(tmp / "tr_i2i")}, 1800))
-        if prec == "fp32":
+        if prec == "fp32" and not compiled:
             jobs.append((f"{name}:ref", f"{name} baseline", {**spec, "impl": "ref", "work": str(tmp / "tr_ref")},
                          1800))
     for model, (h, w) in s["tiled"]:

@@ -182,7 +182,8 @@ def translate(spec: dict) -> dict:
     work.mkdir(parents=True)
     runs = []
     if spec["impl"] == "i2i":
-        options = {"batch_size": spec["batch"], "precision": spec.get("precision", "fp32")}  # batch None: default
+        options = {"batch_size": spec["batch"], "precision": spec.get("precision", "fp32"),  # batch None: default
+                   "compile": spec.get("compile", False)}
         translate_folder(export, spec["warm"], work / "warm", **options)
         for r in range(spec["repeats"]):
             t = time.perf_counter()

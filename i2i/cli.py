@@ -68,7 +68,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
                               tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, samples=args.samples,
                               seed=args.seed,
                               sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate,
-                              precision=args.precision)
+                              precision=args.precision, compile=args.compile)
     for f in result["failures"]:
         error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
         print(f"i2i: skipped {f['file']}: {error}", file=sys.stderr)
@@ -215,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
                     help="fp32 (default), or bf16/fp16 autocast: convolutions in reduced precision, faster where the "
                          "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX: bf16 translated CycleGAN 256 px "
                          "images about 1.8x faster on 2 cores), refused where it does not")
+    tr.add_argument("--compile", action="store_true",
+                    help="run the net through torch.compile: each new input size first compiles (seconds to a "
+                         "minute), then passes run faster; worth it for many images of one size, or tiles")
     tr.add_argument("--tile", type=int, default=None, metavar="N",
                     help="translate images larger than N x N input px in overlapping N px tiles, blended on the "
                          "CPU, so device memory holds one batch of tiles whatever the image size (rounded up to "

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .allocator import keep_freed_memory
 from .data.io import (
@@ -49,6 +50,24 @@ def flops_per_pixel(net: torch.nn.Module, in_channels: int, multiple: int, small
     except Exception:  # noqa: BLE001  no estimate: the fixed batch applies
         return None
     return counter.get_total_flops() / (side * side)
+
+
+class Compiled(nn.Module):
+    """``torch.compile(net)`` for translate. Each new input size compiles once (seconds to a minute on a CPU;
+    after a second size, shapes become dynamic), so it pays off for many images of one size or for tiles.
+    A machine where the compiler cannot run (no C++ compiler for the CPU backend) gets an error naming --compile."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.compiled = torch.compile(net)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.compiled(*args)
+        except torch._dynamo.exc.TorchDynamoException as exc:
+            reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise I2IError(f"--compile: torch.compile failed on this machine ({reason.strip()}); translate "
+                           "without --compile") from None
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -175,7 +194,8 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                      batch_size: int | None = None, device: str | torch.device = "cpu", tile: int | None = None,
                      tile_overlap: int = 32, tile_batch: int | None = None, samples: int | None = None,
                      seed: int = 0, sync_z: bool = False,
-                     style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32") -> dict:
+                     style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32",
+                     compile: bool = False) -> dict:
     """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
 
     ``batch_size``: images of equal size per forward pass. ``None``: ``MAX_BATCH``, except on the CPU, where big
@@ -195,7 +215,8 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     The codes used are written to ``latents.json`` in the output folder.
 
     ``precision``: ``fp32``, or ``bf16``/``fp16`` autocast (convolutions in reduced precision, outputs written from
-    fp32), refused where the device lacks it (i2i/precision.py).
+    fp32), refused where the device lacks it (i2i/precision.py). ``compile``: run the net through
+    ``torch.compile`` (seconds to compile per input size, then faster passes; see ``Compiled``).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_folders(input_dir, output_dir)
@@ -225,6 +246,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
         auto_tile, _ = check_tile(auto_tile, tile_overlap, multiple=multiple, min_size=smallest)
     net = net.to(device).eval()
     per_pixel = flops_per_pixel(net, in_c, multiple, smallest, device) if batch_size is None and on_cpu else None
+    forward = Compiled(net) if compile else net  # the net's attributes are read from ``net``
 
     def images_per_pass(h: int, w: int) -> int:
         if batch_size is not None:
@@ -270,7 +292,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
         x = torch.stack([it.tensor for it in pending]).contiguous().to(device)
         x, (h, w) = pad_to_multiple(x, multiple)
         with torch.inference_mode():
-            y = net(x) if pending[0].z is None else net(x, torch.stack([it.z for it in pending]).to(device))
+            y = forward(x) if pending[0].z is None else forward(x, torch.stack([it.z for it in pending]).to(device))
         scale_h, scale_w = y.shape[-2] // x.shape[-2], y.shape[-1] // x.shape[-1]
         y = y[..., : h * max(1, scale_h), : w * max(1, scale_w)].float().cpu()
         for item, out in zip(pending, y):
@@ -280,7 +302,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     def translate_tiled(item: _Item, side: int) -> None:
         nonlocal tiled
         h, w = item.tensor.shape[-2:]
-        strips = iter_tiled_rows(net if item.z is None else WithCode(net, item.z), item.tensor, tile=side,
+        strips = iter_tiled_rows(forward if item.z is None else WithCode(forward, item.z), item.tensor, tile=side,
                                  overlap=tile_overlap, device=device,
                                  batch=tiles_per_pass, multiple=multiple)
         first = next(strips)
@@ -314,7 +336,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                 z_line = plan.line(index)
                 try:
                     image = item.tensor if torch.is_tensor(item.tensor) else item.tensor.region(0, h, 0, w)
-                    strip = interpolation_strip(net, image, z_line, multiple=multiple, device=device)
+                    strip = interpolation_strip(forward, image, z_line, multiple=multiple, device=device)
                 except (RuntimeError, MemoryError) as exc:
                     failed.append({"file": str(item.path), "error": f"interpolation strip: {exc}"})
                 else:

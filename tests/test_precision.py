@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -118,3 +119,34 @@ def test_bf16_training_on_a_cpu_that_has_it_runs_and_logs_finite_losses(paired_r
     from safetensors.torch import load_file
     weights = load_file(tmp_path / "run" / "export" / "g.safetensors")
     assert all(v.dtype == torch.float32 for k, v in weights.items() if v.is_floating_point())  # fp32 master weights
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "clang++")), reason="torch.compile's CPU backend needs a "
+                                                                               "C++ compiler")
+def test_translate_compile_gives_the_eager_outputs(tmp_path, capsys):
+    export = make_export(tmp_path / "export", STACK)
+    src = tmp_path / "in"
+    _inputs(src)
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        assert main(["translate", str(export), "-i", str(src), "-o", str(tmp_path / name), "--tile", "48",
+                     "--device", "cpu", *extra]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"] == 3
+    for i in range(3):
+        eager, compiled = (read_image(tmp_path / n / f"{i}.png").astype(np.int64) for n in ("eager", "compiled"))
+        assert eager.shape == compiled.shape and np.abs(eager - compiled).max() <= 1
+
+
+def test_translate_compile_failure_is_an_error_naming_the_flag(tmp_path, capsys, monkeypatch):
+    def broken(net):
+        def run(*args):
+            raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found\nmore")
+        return run
+    monkeypatch.setattr(torch, "compile", broken)
+    export = make_export(tmp_path / "export", STACK)
+    _inputs(tmp_path / "in")
+    assert main(["translate", str(export), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--device", "cpu",
+                 "--compile"]) == 2
+    err = capsys.readouterr().err
+    assert ("--compile: torch.compile failed on this machine (InvalidCxxCompiler: No working C++ compiler found); "
+            "translate without --compile") in err
+    assert not list(tmp_path.glob("out/**/*.png"))  # it stops at the first pass, before writing anything
