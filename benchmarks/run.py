@@ -68,6 +68,7 @@ ACGAN_PG = [  # PyTorch-GAN's acgan.py nets in i2i's acgan model
 
 NO_KEEP = ["train.keep_freed_memory=false"]  # glibc hands big freed blocks back to the OS every step
 BF16 = ["train.mixed_precision=bf16"]
+COMPILE = ["train.compile=true"]  # off by default: measured slower (pix2pix) or equal (CycleGAN) on 2 CPU cores
 FOREACH = ["optim.g.foreach=true", "optim.d.foreach=true"]  # an explicit choice turns the default fused Adam off
 
 # name, recipe, size, recipe overrides, batch (None: the recipe's), has a same-run baseline, what it is
@@ -92,6 +93,10 @@ TRAIN = [
     ("pix2pix_256_malloc", "pix2pix", 256, NO_KEEP, None, False, "pix2pix_256 with glibc's default malloc thresholds"),
     ("cyclegan_256_malloc", "cyclegan", 256, NO_KEEP, None, False,
      "cyclegan_256 with glibc's default malloc thresholds"),
+    ("pix2pix_128_compile", "pix2pix", 128, COMPILE, None, False,
+     "pix2pix_128 with train.compile (compile in warm-up)"),
+    ("cyclegan_128_compile", "cyclegan", 128, COMPILE, None, False,
+     "cyclegan_128 with train.compile (compile in warm-up)"),
     # bf16 autocast: on CPUs with bf16 instructions only (the run skips them elsewhere); not equal math
     ("pix2pix_128_bf16", "pix2pix", 128, BF16, None, False, "pix2pix_128 with train.mixed_precision=bf16"),
     ("pix2pix_256_bf16", "pix2pix", 256, BF16, None, False, "pix2pix_256 with train.mixed_precision=bf16"),
@@ -408,7 +413,8 @@ def print_tables(mode: str, results: dict, settings: dict, elapsed: float, load:
               f"{_f(e.get('baseline_images_per_s'), '10.2f')} {_f(e.get('speedup_vs_baseline'), '6.2f')}x "
               f"{e['reference_images_per_s']:9.2f} {e['speedup_vs_reference']:5.2f}x")
     tl = settings["translate"]
-    print(f"  {tl['images']} photo crops of 256 px (PNG) through translate_folder, batch {tl['batch'] or 'as translate chooses'}, reading and "
+    print(f"  {tl['images']} photo crops of 256 px (PNG) through translate_folder, batch "
+          f"{tl['batch'] or 'as translate chooses'}, reading and "
           "writing included; base: the reference's test.py single-image loop (batch 1, fp32; *_bf16: translate "
           "--precision bf16 against that fp32 baseline, not equal math; *_compile: --compile, timed after a warm-up "
           "folder that compiled the net)")
