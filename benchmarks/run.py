@@ -1,7 +1,7 @@
 """CPU speed benchmarks in one run: machine ceiling, training steps, translate, tiled translate, data loading, memory.
 
-    python benchmarks/run.py            # full: about 40-45 min on 2 idle cores (20 timed steps in 2 repeats)
-    python benchmarks/run.py --quick    # about 10 min on 2 idle cores (fewer steps, 1 repeat: noisier)
+    python benchmarks/run.py            # full: about 29 min on 2 idle cores (20 timed steps in 2 repeats)
+    python benchmarks/run.py --quick    # about 9 min on 2 idle cores (fewer steps, 1 repeat: noisier)
     python benchmarks/run.py --smoke    # every workload once at toy sizes: checks the script, figures meaningless
     python benchmarks/run.py --only cyclegan_128,translate_pix2pix_256   # a subset, by workload name
 
@@ -560,7 +560,7 @@ def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, st
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="fewer steps and images, 1 repeat (about 10 min on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="fewer steps and images, 1 repeat (about 9 min on 2 cores)")
     p.add_argument("--smoke", action="store_true", help="every workload once at toy settings (checks the script)")
     p.add_argument("--only", default=None, help="comma-separated workload names (the ceiling always runs)")
     p.add_argument("--threads", type=int, default=None,
