@@ -214,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="fp32 (default), or bf16/fp16 autocast: convolutions in reduced precision, faster where the "
                          "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX: bf16 translated CycleGAN 256 px "
-                         "images about 1.8x faster on 2 cores), refused where it does not")
+                         "images 1.8-2.2x faster on 2 cores), refused where it does not")
     tr.add_argument("--compile", action="store_true",
                     help="run the net through torch.compile: each new input size first compiles (seconds to a "
                          "minute), then passes run faster; worth it for many images of one size, or tiles")
