@@ -253,12 +253,12 @@ def assemble(mode: str, raw: dict) -> dict:
                 "reference_gflops_per_s": ref, "vs_reference": _r(c["gflops_per_s"] / ref) if ref else None,
                 "spread": _r(c["spread"])}
 
-    def flops_rate(flops, seconds, name=""):
+    def flops_rate(flops, seconds, bf16=False):
         """GFLOP/s and the fraction of the conv ceiling at the workload's precision (bf16 ones: the bf16 conv)."""
         if not flops or not seconds:
             return None, None
         g = flops / seconds / 1e9
-        top = conv_bf16 if name.endswith("_bf16") else conv
+        top = conv_bf16 if bf16 else conv
         return _r(g, 2), (_r(g / top) if top else None)
 
     for name, *_ in TRAIN + TRAIN_SMALL_FULL:
@@ -269,7 +269,7 @@ def assemble(mode: str, raw: dict) -> dict:
             results[name] = r
             continue
         s = r["s_per_step"]
-        gf, frac = flops_rate(r["flops_per_step"], s, name)
+        gf, frac = flops_rate(r["flops_per_step"], s, bf16=name.endswith("_bf16"))
         e = {"steps_per_s": _r(1 / s, 4), "images_per_s": _r(r["batch"] / s, 3), "s_per_step": _r(s, 4),
              "gflops_per_s": gf, "fraction_of_ceiling": frac, "peak_rss_mb": r["peak_rss_mb"],
              "gflops_per_step": _r(r["flops_per_step"] / 1e9, 2), "batch": r["batch"], "spread": _r(r["spread"]),
@@ -296,7 +296,7 @@ def assemble(mode: str, raw: dict) -> dict:
         if "error" in r or "skipped" in r:
             results[name] = r
             continue
-        gf, frac = flops_rate(r["flops_per_image"], r["s_per_image"], name.removesuffix("_compile"))
+        gf, frac = flops_rate(r["flops_per_image"], r["s_per_image"], bf16=prec == "bf16")
         e = {"images_per_s": _r(r["images_per_s"], 3), "gflops_per_s": gf, "fraction_of_ceiling": frac,
              "peak_rss_mb": r["peak_rss_mb"], "gflops_per_image": _r(r["flops_per_image"] / 1e9, 2),
              "images": r["images"], "batch": r["batch"], "spread": _r(r["spread"]), "precision": prec}

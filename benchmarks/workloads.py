@@ -53,26 +53,27 @@ def ceiling(spec: dict) -> dict:
     w = torch.randn(256, 256, 3, 3, generator=g, requires_grad=True)
     grad = torch.randn(1, 256, 64, 64, generator=g)
 
-    def conv():
-        x.grad = w.grad = None
-        F.conv2d(x, w, padding=1).backward(grad)
+    def conv_at(precision: str):
+        """Forward + backward of the conv, under autocast as train.mixed_precision runs it (fp32: none)."""
+        from i2i.precision import autocast
 
-    conv_flops = count_flops(conv)  # forward + input gradient + weight gradient: 3 x 2*C*C*9*H*W
-    cv = summary(timed(conv, 2, spec["conv_steps"], spec["repeats"], spec["min_s"]))
-    out = {"matmul": {"gflops_per_s": mm_flops / mm["s_per_call"] / 1e9, "spread": mm["spread"],
-                      "flops": mm_flops, "shape": f"{n}x{n} @ {n}x{n}"},
-           "conv": {"gflops_per_s": conv_flops / cv["s_per_call"] / 1e9, "spread": cv["spread"],
-                    "flops": conv_flops, "shape": "3x3 conv 256->256, 1x64x64, fwd+bwd"}}
-    if spec.get("bf16"):  # the same conv under bf16 autocast, as train.mixed_precision=bf16 runs it
-        def conv_bf16():
+        def conv():
             x.grad = w.grad = None
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast(precision, torch.device("cpu")):
                 y = F.conv2d(x, w, padding=1)
             y.backward(grad.to(y.dtype))
+        return conv
 
-        cb = summary(timed(conv_bf16, 2, spec["conv_steps"], spec["repeats"], spec["min_s"]))
-        out["conv_bf16"] = {"gflops_per_s": conv_flops / cb["s_per_call"] / 1e9, "spread": cb["spread"],
-                            "flops": conv_flops, "shape": "the same conv, bf16 autocast"}
+    conv_flops = count_flops(conv_at("fp32"))  # forward + input gradient + weight gradient: 3 x 2*C*C*9*H*W
+    out = {"matmul": {"gflops_per_s": mm_flops / mm["s_per_call"] / 1e9, "spread": mm["spread"],
+                      "flops": mm_flops, "shape": f"{n}x{n} @ {n}x{n}"}}
+    shapes = {"conv": ("fp32", "3x3 conv 256->256, 1x64x64, fwd+bwd"),
+              "conv_bf16": ("bf16", "the same conv, bf16 autocast")}
+    for key in ("conv", "conv_bf16") if spec.get("bf16") else ("conv",):
+        precision, shape = shapes[key]
+        cv = summary(timed(conv_at(precision), 2, spec["conv_steps"], spec["repeats"], spec["min_s"]))
+        out[key] = {"gflops_per_s": conv_flops / cv["s_per_call"] / 1e9, "spread": cv["spread"], "flops": conv_flops,
+                    "shape": shape}
     return out
 
 
