@@ -191,7 +191,7 @@ def write_big(path: Path, height: int, width: int) -> None:
 
 def make_export(folder: Path, model: str, size: int) -> Path:
     """An export of the recipe's generator (random weights) for translate: the AtoB net only."""
-    from i2i.export import write_export
+    from i2i.inference.export import write_export
     recipe, parts = parts_for(model, size)
     direction, name = next(iter(parts.model.directions.items()))
     meta = {"model": model, "step": 0, "ema": False, "directions": {direction: name}, "name": f"bench_{model}"}

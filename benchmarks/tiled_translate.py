@@ -73,7 +73,7 @@ def rss_mb() -> float:
 
 def make_export(folder: Path, net_cfg: dict) -> Path:
     from i2i.build import build_net
-    from i2i.export import write_export
+    from i2i.inference.export import write_export
     from i2i.recipe import Recipe
     recipe = Recipe.of({"name": "bench", "model": {"type": "pix2pix"}, "nets": {"g": net_cfg}}, "bench")
     torch.manual_seed(0)
@@ -93,8 +93,8 @@ def make_image(path: Path, height: int, width: int) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """One measurement in this (fresh) process; prints one JSON line."""
-    from i2i.export import load_export
-    from i2i.translate import translate_folder
+    from i2i.inference.export import load_export
+    from i2i.inference.translate import translate_folder
     if args.threads:
         torch.set_num_threads(args.threads)
     export = load_export(args.export, device=args.device)

@@ -170,8 +170,8 @@ def _net_flops(net: torch.nn.Module, channels: int, height: int, width: int | No
 
 def translate(spec: dict) -> dict:
     """Whole images: ``translate_folder`` (i2i) or the reference's loop, over the same PNGs and net weights."""
-    from i2i.export import load_export
-    from i2i.translate import translate_folder
+    from i2i.inference.export import load_export
+    from i2i.inference.translate import translate_folder
 
     torch.set_num_threads(cpu_threads())
     export = load_export(spec["export"])
@@ -212,9 +212,9 @@ def translate(spec: dict) -> dict:
 def tiled(spec: dict) -> dict:
     """One large image through ``translate_folder`` in tiles: time, peak memory, FLOPs of all its tiles."""
     from i2i.data.io import read_image
-    from i2i.export import load_export
-    from i2i.tiling import check_tile, tile_starts
-    from i2i.translate import min_size, size_multiple, translate_folder
+    from i2i.inference.export import load_export
+    from i2i.inference.tiling import check_tile, tile_starts
+    from i2i.inference.translate import min_size, size_multiple, translate_folder
 
     torch.set_num_threads(cpu_threads())
     export = load_export(spec["export"])

@@ -177,7 +177,7 @@ def _validate_recipe(recipe: Recipe) -> None:
         if not 0 < decay < 1:
             raise RecipeError("decay must be between 0 and 1", file=file, key="ema.decay", value=decay)
     if recipe.get("eval") is not None:
-        from .engine.scoring import scorer_for
+        from .evaluation.scoring import scorer_for
         scorer = scorer_for(model_cls)
         if scorer is None:
             raise RecipeError(f"model '{recipe['model']['type']}' has no built-in evaluation; remove the eval section",

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from .errors import I2IError
-from .export import write_export
+from .inference.export import write_export
 from .recipe import recipe_from_text
 from .registry import MODELS
 

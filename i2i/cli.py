@@ -59,8 +59,8 @@ def _trust_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .export import load_export
-    from .translate import translate_folder
+    from .inference.export import load_export
+    from .inference.translate import translate_folder
     device = _device(args.device)
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     result = translate_folder(export, args.input, args.output, direction=args.direction,
@@ -77,7 +77,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from .export import interpolate_exports
+    from .inference.export import interpolate_exports
     out = interpolate_exports(args.a, args.b, args.alpha, args.output)
     _json({"export": str(out), "a": args.a, "b": args.b, "alpha": args.alpha})
     return 0
@@ -91,8 +91,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .export import load_export
-    from .sample import sample_export
+    from .inference.export import load_export
+    from .inference.sample import sample_export
     device = _device(args.device)
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     classes = [c for c in args.classes.split(",") if c] if args.classes else None
@@ -105,15 +105,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .data.labeled import load_labeled_arrays
-    from .export import load_export
-    from .metrics.conditional import evaluate_generator
+    from .inference.export import load_export
+    from .evaluation.conditional import evaluate_generator
     device = _device(args.device)
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     if export.meta.get("task") == "super_resolution":  # sr_pixel / esrgan exports: PSNR/SSIM against bicubic
         return _eval_sr(args, export, device)
     if export.meta.get("task") == "paired_translation" or export.meta.get("model") in ("pix2pix", "bicyclegan"):
         # diversity and reconstruction (exports written before meta.task existed are known by their model)
-        from .engine.paired_scoring import evaluate_export_paired
+        from .evaluation.paired_scoring import evaluate_export_paired
         _json(evaluate_export_paired(export, data=args.data, split=args.split, max_images=args.max_images,
                                      samples=args.samples, seed=args.seed, feature_weights=args.feature_weights,
                                      device=device))
@@ -127,7 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        f"`i2i classifier {args.data} --output DIR`)")
     classifier = load_export(classifier_dir, device=device).nets["classifier"]
     g = export.nets.get("g")
-    from .sample import noise_generator
+    from .inference.sample import noise_generator
     if g is None or not noise_generator(g):
         raise I2IError(f"{export.path}: `i2i eval` scores conditional generators (cgan, acgan, infogan)")
     x, y, _ = load_labeled_arrays(args.data, args.split, g.out_channels, g.size)
@@ -141,7 +141,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _eval_sr(args: argparse.Namespace, export, device: str) -> int:
     if args.data is None:
         raise I2IError("--data is required for a super-resolution export: a folder of HR images or *_HR/*_LR pairs")
-    from .engine.sr_scoring import evaluate_export, format_table
+    from .evaluation.sr_scoring import evaluate_export, format_table
     summary, rows = evaluate_export(export, args.data, lr_data=args.lr_data, scale=args.scale,
                                     crop_border=args.crop_border, max_images=args.max_images, device=device)
     print(format_table(rows, summary), flush=True)
@@ -150,7 +150,7 @@ def _eval_sr(args: argparse.Namespace, export, device: str) -> int:
 
 
 def cmd_classifier(args: argparse.Namespace) -> int:
-    from .metrics.classifier import train_classifier
+    from .evaluation.classifier import train_classifier
     _json(train_classifier(args.data, args.output, channels=args.channels, size=args.size, steps=args.steps,
                            batch_size=args.batch_size, seed=args.seed, device=_device(args.device)))
     return 0

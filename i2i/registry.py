@@ -171,6 +171,16 @@ def config_value(cls: Any, cfg: dict, name: str) -> Any:
     return param.default
 
 
+def net_size_rules(cfg: dict) -> tuple[int, int]:
+    """(size multiple, smallest side) a registered net's recipe entry accepts, from its class's ``size_multiple``
+    and ``min_size`` (1 and 1 for a net that declares neither); read without building the net."""
+    cls = NETS.get(cfg["type"])
+    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+    multiple = cls.size_multiple(**kwargs) if hasattr(cls, "size_multiple") else 1
+    minimum = cls.min_size(**kwargs) if hasattr(cls, "min_size") else 1
+    return multiple, minimum
+
+
 # ---------------------------------------------------------------- argument checks
 def _type_ok(value: Any, ann: Any) -> tuple[bool, list | None]:
     """Is ``value`` acceptable for annotation ``ann``? Returns (ok, choices for a Literal)."""

@@ -18,4 +18,4 @@ def test_nets_losses_models_data_do_not_import_accelerate():
 
 def test_translate_needs_no_trainer():
     loaded = modules_after("import i2i.translate, i2i.export, i2i.checkpoint_export")
-    assert "i2i.translate" in loaded and "accelerate" not in loaded and "i2i.engine.trainer" not in loaded
+    assert "i2i.inference.translate" in loaded and "accelerate" not in loaded and "i2i.engine.trainer" not in loaded

@@ -11,7 +11,7 @@ from PIL import Image
 from i2i.build import build
 from i2i.cli import main
 from i2i.losses import AuxClassificationLoss, MutualInformationLoss
-from i2i.metrics import frechet_distance, matched_accuracy
+from i2i.evaluation import frechet_distance, matched_accuracy
 from i2i.recipe import Recipe, load_recipe
 
 from .conftest import ROOT, write_recipe
@@ -33,7 +33,7 @@ def test_mutual_information_loss_parts():
 
 
 def test_within_class_diversity_sees_collapse():
-    from i2i.metrics.conditional import within_class_diversity
+    from i2i.evaluation.conditional import within_class_diversity
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
     collapsed = torch.zeros(6, 1, 4, 4)
     varied = torch.randn(6, 1, 4, 4)

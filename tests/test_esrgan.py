@@ -18,7 +18,7 @@ from i2i.build import build, validate_recipe
 from i2i.cli import main
 from i2i.data.demo import ensure_demo
 from i2i.data.io import list_images
-from i2i.engine.sr_scoring import SRScorer, load_eval_pairs, score_pairs
+from i2i.evaluation.sr_scoring import SRScorer, load_eval_pairs, score_pairs
 from i2i.errors import RecipeError
 from i2i.init_from import apply_init_from, mismatch
 from i2i.optim import SCHEDULES, CosineRestarts, MultiStep, build_scheduler
@@ -353,7 +353,7 @@ def test_two_stage_run_eval_and_translate(hr_root, pairs_root, tmp_path, capsys)
 
 # ---------------------------------------------------------------- scorer, schedules, demo data, recipes
 def test_eval_pairs_from_lr_files_or_bicubic(pairs_root, tmp_path):
-    from i2i.engine.sr_scoring import format_table, lr_source
+    from i2i.evaluation.sr_scoring import format_table, lr_source
     for p in list_images(pairs_root):  # the same pairs as an HR folder beside an LR folder
         side = "HR" if p.stem.endswith("_HR") else "LR"
         _save(tmp_path / side / f"{p.stem[:-3]}.png", np.asarray(Image.open(p)))

@@ -36,7 +36,7 @@ from i2i.data import (
 from i2i.data.io import UnreadableImage, probe_image, show_path
 from i2i.errors import DataError, RecipeError
 from i2i.registry import check_arguments
-from i2i.translate import output_path
+from i2i.inference.translate import output_path
 
 from .conftest import photo_crops, tiny_cyclegan, write_recipe
 

@@ -7,7 +7,7 @@ import torch
 from i2i.build import build
 from i2i.cli import main
 from i2i.data.io import list_images, read_image, to_float, to_tensor
-from i2i.export import load_export
+from i2i.inference.export import load_export
 from i2i.recipe import Recipe
 
 from .conftest import write_recipe

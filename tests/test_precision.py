@@ -38,14 +38,14 @@ def test_translate_bf16_runs_every_pass_in_autocast_and_stays_close_to_fp32(tmp_
     def spy(module, inputs, out):
         seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
 
-    from i2i.export import load_export
+    from i2i.inference.export import load_export
     real_load = load_export
 
     def load_with_spy(*args, **kwargs):
         loaded = real_load(*args, **kwargs)
         loaded.nets["g"].body[0].register_forward_hook(spy)  # the first conv: bf16 under autocast
         return loaded
-    monkeypatch.setattr("i2i.export.load_export", load_with_spy)
+    monkeypatch.setattr("i2i.inference.export.load_export", load_with_spy)
     outputs = {}
     for mode in ("fp32", "bf16"):
         seen.clear()
@@ -78,8 +78,8 @@ def test_translate_refuses_a_precision_the_cpu_emulates(tmp_path, capsys, monkey
 
 def test_translate_folder_names_valid_precisions(tmp_path):
     from i2i.errors import I2IError
-    from i2i.export import load_export
-    from i2i.translate import translate_folder
+    from i2i.inference.export import load_export
+    from i2i.inference.translate import translate_folder
     export = load_export(make_export(tmp_path / "export", STACK), allow_code=["tests"])
     _inputs(tmp_path / "in")
     with pytest.raises(I2IError, match="--precision 'half': choose fp32, bf16 or fp16"):

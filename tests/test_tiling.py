@@ -16,16 +16,16 @@ from torch import nn
 from i2i.cli import main
 from i2i.data.io import read_image, write_image
 from i2i.errors import I2IError
-from i2i.export import interpolate_exports, load_export, write_export
+from i2i.inference.export import interpolate_exports, load_export, write_export
 from i2i.recipe import Recipe
-from i2i.tiling import (
+from i2i.inference.tiling import (
     axis_windows,
     check_tile,
     iter_tiled_rows,
     tile_starts,
     tiled_forward,
 )
-from i2i.translate import _input_tensor, pad_to_multiple
+from i2i.inference.translate import _input_tensor, pad_to_multiple
 
 
 # ---------------------------------------------------------------- tiny nets (recipes name them by dotted path)
@@ -332,7 +332,7 @@ def test_translate_with_tiles_matches_untiled(tmp_path, capsys, cfg, scale):
 
 
 def test_translate_tiles_large_images_automatically(tmp_path, capsys, caplog, monkeypatch):
-    from i2i import translate
+    from i2i.inference import translate
     monkeypatch.setattr(translate, "AUTO_TILE_PIXELS", 60 * 60)
     monkeypatch.setattr(translate, "AUTO_TILE", 62)  # rounded up to the net's multiple: 64
     export = make_export(tmp_path / "export", STACK)
@@ -437,7 +437,7 @@ def test_interpolate_refuses_mismatches_bad_alpha_and_overwriting_inputs(tmp_pat
 def test_tiles_cut_from_the_file_dtype_equal_tiles_of_the_float_image(dtype):
     """translate tiles large images from their file's dtype (no full-size float copy): same output, bit for bit,
     including the padding to the net's multiple."""
-    from i2i.tiling import ImageSource, unit_float
+    from i2i.inference.tiling import ImageSource, unit_float
     rng = np.random.default_rng(0)
     if dtype == "float32":
         arr = rng.random((50, 70, 3), dtype=np.float32)
@@ -453,7 +453,7 @@ def test_tiles_cut_from_the_file_dtype_equal_tiles_of_the_float_image(dtype):
 
 def test_cpu_image_batch_follows_the_work_per_pass(tmp_path, monkeypatch):
     """On the CPU, translate batches images only while a pass stays small: a big net goes one image at a time."""
-    from i2i import translate
+    from i2i.inference import translate
     export = load_export(make_export(tmp_path / "export", STACK), allow_code=["tests"])
     src = tmp_path / "in"
     for i in range(5):

@@ -32,14 +32,14 @@ from ..build import (
     validate_recipe,
 )
 from ..errors import I2IError, RecipeError
-from ..export import write_export
-from ..grid import save_grid
+from ..inference.export import write_export
+from ..inference.grid import save_grid
 from ..models.base import frozen_modules
 from ..optim import build_scheduler
 from ..recipe import Recipe
 from .monitor import HealthMonitor, NonFiniteError, output_range
 from .sampler import StepSampler
-from .scoring import scorer_for
+from ..evaluation.scoring import scorer_for
 
 log = logging.getLogger("i2i")
 CHECKPOINTS = "checkpoints"

@@ -35,7 +35,7 @@ class BicycleGAN(GANModel):
     order = ("g", "d", "d2")  # the reference: G and E first, then the Ds on the same (detached) fakes
     critic_groups = ("d", "d2")
     directions = {"AtoB": "g"}
-    scorer = "i2i.engine.paired_scoring:PairedScorer"
+    scorer = "i2i.evaluation.paired_scoring:PairedScorer"
 
     def __init__(self, nets, losses, conditional_d: bool = False):
         super().__init__(nets, losses)

@@ -72,7 +72,7 @@ class ConditionalGAN(GANModel):
     optim_groups = {"g": ("g",), "d": ("d",)}
     export = ("g",)
     order = ("d", "g")  # PyTorch-GAN's conditional GANs update G first; D first is the DCGAN/pix2pix order
-    scorer = "i2i.engine.scoring:ClassifierScorer"
+    scorer = "i2i.evaluation.scoring:ClassifierScorer"
 
     def generate(self, batch):
         g = self.nets["g"]

@@ -54,7 +54,7 @@ class SRPixel(GANModel):
     order = ("g",)
     critic_groups = ()
     directions = {"AtoB": "g"}
-    scorer = "i2i.engine.sr_scoring:SRScorer"
+    scorer = "i2i.evaluation.sr_scoring:SRScorer"
     task = SR_TASK
 
     def generate(self, batch):

@@ -19,7 +19,7 @@ class Pix2Pix(GANModel):
     export = ("g",)
     order = ("d", "g")  # the reference updates D on the current fake, then G against the updated D
     directions = {"AtoB": "g"}
-    scorer = "i2i.engine.paired_scoring:PairedScorer"
+    scorer = "i2i.evaluation.paired_scoring:PairedScorer"
 
     def generate(self, batch):
         return {"fake_b": self.nets["g"](batch["real_a"])}

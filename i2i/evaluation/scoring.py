@@ -79,8 +79,8 @@ class ClassifierScorer:
     @classmethod
     def for_recipe(cls, recipe, parts, accelerator) -> ClassifierScorer:
         from ..data.labeled import load_labeled_arrays
-        from ..export import load_export
-        from ..metrics.classifier import train_classifier
+        from ..inference.export import load_export
+        from .classifier import train_classifier
         config = EvalConfig(**recipe["eval"])
         data = config.data or recipe["data"]["root"]
         channels, size = parts.dataset.channels["real"], recipe["data"].get("size", 32)
@@ -96,7 +96,7 @@ class ClassifierScorer:
                    torch.as_tensor(y[: config.real_images]))
 
     def score(self, model, emas: dict, run_dir: Path, step: int, accelerator) -> dict:
-        from ..metrics.conditional import evaluate_generator
+        from .conditional import evaluate_generator
         g = emas["g"].module if "g" in emas else accelerator.unwrap_model(model.nets["g"])
         figures = evaluate_generator(g, self.classifier, self.real, real_labels=self.real_labels,
                                      per_class=self.config.per_class, device=accelerator.device)

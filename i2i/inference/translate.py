@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .allocator import keep_freed_memory
-from .data.io import (
+from ..allocator import keep_freed_memory
+from ..data.io import (
     adapt_channels,
     from_tensor,
     list_images,
@@ -24,11 +24,11 @@ from .data.io import (
     to_float,
     write_image,
 )
-from .errors import DataError, I2IError, check_count
+from ..errors import DataError, I2IError, check_count
 from .export import Export
 from .latents import LatentPlan, WithCode, interpolation_strip
-from .precision import DTYPES, autocast, unsupported
-from .registry import NETS
+from ..precision import DTYPES, autocast, unsupported
+from ..registry import NETS
 from .tiling import ImageSource, check_tile, iter_tiled_rows, unit_float
 
 log = logging.getLogger("i2i")

@@ -32,7 +32,7 @@ def evaluate_export_paired(export, *, data: str | None = None, split: str = "tes
                            device="cpu") -> dict:
     """``i2i eval`` for a pix2pix/BicycleGAN export."""
     from ..errors import I2IError, check_count
-    from ..metrics.multimodal import FeatureSpace, evaluate_paired, load_pairs
+    from .multimodal import FeatureSpace, evaluate_paired, load_pairs
     if not isinstance(samples, int) or samples < 2:
         raise I2IError(f"--samples must be at least 2 (diversity compares samples of one input), got {samples}")
     check_count("--max-images", max_images)
@@ -67,13 +67,13 @@ class PairedScorer:
 
     @classmethod
     def for_recipe(cls, recipe, parts, accelerator) -> PairedScorer:
-        from ..metrics.multimodal import FeatureSpace, load_pairs
+        from .multimodal import FeatureSpace, load_pairs
         config = PairedEvalConfig(**recipe["eval"])
         pairs = load_pairs(recipe, config.data, config.split, config.max_images)
         return cls(config, pairs, FeatureSpace(config.feature_weights, accelerator.device))
 
     def score(self, model, emas: dict, run_dir: Path, step: int, accelerator) -> dict:
-        from ..metrics.multimodal import evaluate_paired
+        from .multimodal import evaluate_paired
 
         def net(name):
             if name in emas:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..export import write_export
+from ..inference.export import write_export
 from ..recipe import Recipe
 
 

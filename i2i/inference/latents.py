@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import I2IError, check_count
+from ..errors import I2IError, check_count
 
 
 def with_suffix(rel: Path, suffix: str) -> Path:
@@ -48,7 +48,7 @@ def encode_style(export, path: str | Path, device) -> torch.Tensor:
     """The encoder's mean code (z_dim,) for a reference image, resized to the training size as E saw it."""
     import torch.nn.functional as F
 
-    from .data.io import read_image
+    from ..data.io import read_image
     from .translate import _input_tensor
     e = export.nets.get("e")
     if e is None:

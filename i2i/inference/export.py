@@ -15,8 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import I2IError
-from .recipe import Recipe, recipe_from_text
+from ..errors import I2IError
+from ..recipe import Recipe, recipe_from_text
 
 FORMAT_VERSION = 1
 
@@ -116,7 +116,7 @@ def load_export(path: str | os.PathLike, device: str | torch.device = "cpu", *,
 
     Dotted-path net types and plugins are imported only when ``allow_code`` allows them (see check_export_code).
     """
-    from .build import build_net
+    from ..build import build_net
 
     root, meta, recipe = _read_bundle(path)
     check_export_code(recipe, list(meta.get("files", {})), root, allow_code)
@@ -150,8 +150,8 @@ def _net_difference(a: Any, b: Any, key: str) -> str | None:
         return f"{key}.type: {a.get('type')!r} in A, {b.get('type')!r} in B"
     cls = None
     try:
-        from .build import _import_builtins
-        from .registry import NETS, config_value
+        from ..build import _import_builtins
+        from ..registry import NETS, config_value
         _import_builtins()
         cls = NETS.get(a.get("type"))
     except I2IError:  # an unknown or unimportable type: compare the arguments as written

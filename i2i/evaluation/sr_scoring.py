@@ -78,7 +78,7 @@ def lr_source(data: str, lr_data: str | None) -> str:
 def score_pairs(net: torch.nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarray]], scale: int, device: Any,
                 crop_border: int | None = None) -> tuple[dict[str, float | int], list[dict[str, Any]]]:
     """Mean figures (``evaluate_sr``'s keys) and one row of figures per image."""
-    from ..metrics.sr import evaluate_sr
+    from .sr import evaluate_sr
     rows = []
     for name, lr, hr in pairs:
         figures = evaluate_sr(net, [(lr, hr)], scale, device, crop_border=crop_border)

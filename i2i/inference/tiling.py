@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import I2IError
+from ..errors import I2IError
 
 WINDOWS = ("cosine", "linear")
 
