@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..models.conditional import codes_for_rows, generate_images
+from ..codes import codes_for_rows, generate_images
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

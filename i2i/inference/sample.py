@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..codes import class_grid, codes_for_rows, generate_images
 from ..data.io import from_tensor, write_image
 from ..errors import I2IError
 from .export import Export
 from .grid import save_grid
-from ..models.conditional import class_grid, codes_for_rows, generate_images
 
 
 def _class_names(g, names: list[str]) -> list[str]:

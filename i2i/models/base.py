@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from ..errors import RecipeError
-from ..registry import NETS, config_value
+from ..registry import NETS, config_value, net_size_rules
 
 
 class StepContext(Protocol):
@@ -21,6 +22,28 @@ class StepContext(Protocol):
 
     def frozen(self, *names: str) -> contextlib.AbstractContextManager[tuple[nn.Module, ...]]:
         """No gradients for these nets inside the block; yields the unwrapped modules."""
+
+
+class PlainContext:
+    """``StepContext`` in plain torch (no Accelerate): zero_grad, backward, step. Unit tests and the GPU benchmark
+    drive models with it; ``optimizers`` maps group -> optimizer (default: SGD at ``lr`` for each group)."""
+
+    def __init__(self, model: GANModel, optimizers: dict[str, torch.optim.Optimizer] | None = None, *,
+                 lr: float = 0.05):
+        self.nets, self.step = model.nets, 0
+        self.opts = optimizers or {g: torch.optim.SGD([p for n in names for p in model.nets[n].parameters()], lr=lr)
+                                   for g, names in model.optim_groups.items()}
+
+    def update(self, group: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        groups = (group,) if isinstance(group, str) else group
+        for g in groups:
+            self.opts[g].zero_grad(set_to_none=True)
+        loss.backward()
+        for g in groups:
+            self.opts[g].step()
+
+    def frozen(self, *names: str) -> contextlib.AbstractContextManager[tuple[nn.Module, ...]]:
+        return frozen_modules(*(self.nets[n] for n in names))
 
 
 class GANModel:
@@ -47,7 +70,8 @@ class GANModel:
         return {g: names for g, names in cls.optim_groups.items() if all(n in net_names for n in names)}
 
     # -- one training step
-    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The generators' outputs for this batch (tensors; latent models add their codes), shared by the steps."""
         raise NotImplementedError
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
@@ -109,10 +133,7 @@ class GANModel:
         if size is None:
             return
         cfg = recipe["nets"][net]
-        net_cls = NETS.get(cfg["type"])
-        kwargs = {k: v for k, v in cfg.items() if k != "type"}
-        multiple = net_cls.size_multiple(**kwargs) if hasattr(net_cls, "size_multiple") else 1
-        minimum = net_cls.min_size(**kwargs) if hasattr(net_cls, "min_size") else 1
+        multiple, minimum = net_size_rules(cfg)
         if size % multiple:
             lower, upper = size - size % multiple, size - size % multiple + multiple
             sizes = f"{lower} or {upper}" if lower else f"{upper}"

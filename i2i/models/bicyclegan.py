@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import RecipeError
 from ..registry import MODELS
-from .base import GANModel
+from .base import GANModel, StepContext
 from .pix2pix import PAIRED_TASK
 
 
@@ -37,7 +38,7 @@ class BicycleGAN(GANModel):
     directions = {"AtoB": "g"}
     scorer = "i2i.evaluation.paired_scoring:PairedScorer"
 
-    def __init__(self, nets, losses, conditional_d: bool = False):
+    def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module], conditional_d: bool = False):
         super().__init__(nets, losses)
         self.conditional_d = conditional_d
         self.z_dim = int(getattr(nets["g"], "z_dim", 0))
@@ -54,7 +55,7 @@ class BicycleGAN(GANModel):
     def _d2(self) -> str:
         return "d2" if "d2" in self.optim_groups else "d"
 
-    def generate(self, batch):
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         a, b = batch["real_a"], batch["real_b"]
         n = a.shape[0]
         if n < 2 or n % 2:
@@ -69,7 +70,8 @@ class BicycleGAN(GANModel):
                 "logvar": logvar, "z_random": z_random, "fake_enc": g(a_enc, z_enc), "fake_random": g(a_enc, z_random)}
 
     # -- updates
-    def g_step(self, batch, out, ctx):
+    def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         adv = self.losses["adv"]
         a, d2 = out["a_enc"], self._d2()
         with ctx.frozen("d", d2) as (d, d_random):
@@ -84,10 +86,12 @@ class BicycleGAN(GANModel):
         ctx.update(("g", "e"), gan + gan2 + kl + l1 + latent)
         return {"g/adv": gan, "g/adv2": gan2, "g/l1": l1, "e/kl": kl, "g/latent": latent}
 
-    def _d_losses(self, d, real_a, real_b, fake_a, fake_b):
+    def _d_losses(self, d: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
+                  fake_b: torch.Tensor) -> torch.Tensor:
         return self.losses["adv"].d_loss(d, self._d_input(real_a, real_b), self._d_input(fake_a, fake_b.detach()))[0]
 
-    def d_step(self, batch, out, ctx):
+    def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         loss = self._d_losses(self.nets["d"], out["a_enc"], out["b_enc"], out["a_enc"], out["fake_enc"])
         logs = {"d/adv": loss}
         if "d2" not in self.optim_groups:  # one D for both branches
@@ -97,7 +101,8 @@ class BicycleGAN(GANModel):
         ctx.update("d", loss)
         return logs
 
-    def d2_step(self, batch, out, ctx):
+    def d2_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+                ctx: StepContext) -> dict[str, torch.Tensor]:
         loss = self._d_losses(self.nets["d2"], out["a_random"], out["b_random"], out["a_enc"], out["fake_random"])
         ctx.update("d2", loss)
         return {"d2/adv": loss}
@@ -108,7 +113,7 @@ class BicycleGAN(GANModel):
         return torch.randn(n, self.z_dim, generator=gen).to(device)
 
     @torch.no_grad()
-    def visuals(self, batch):
+    def visuals(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         a, b, g = batch["real_a"], batch["real_b"], self.nets["g"]
         mu, _ = self.nets["e"](b)
         rows = [a, b, g(a, mu)]
@@ -117,7 +122,7 @@ class BicycleGAN(GANModel):
         return rows
 
     @torch.no_grad()
-    def health_samples(self, batch):
+    def health_samples(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         a = batch["real_a"]
         return self.nets["g"](a, torch.randn(a.shape[0], self.z_dim, device=a.device)), batch["real_b"]
 
@@ -126,7 +131,7 @@ class BicycleGAN(GANModel):
 
     # -- recipe checks
     @classmethod
-    def validate(cls, recipe, data_channels, *, file):
+    def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:
         a, b = data_channels["real_a"], data_channels["real_b"]
         batch = recipe["data"].get("batch_size")
         if isinstance(batch, int) and (batch < 2 or batch % 2):

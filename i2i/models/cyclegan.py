@@ -1,11 +1,15 @@
 """CycleGAN (Zhu et al. 2017, arXiv:1703.10593): two generators, two discriminators, cycle consistency."""
 from __future__ import annotations
 
-import torch
+from typing import Any
 
+import torch
+from torch import nn
+
+from ..errors import RecipeError
 from ..layers import ImagePool
 from ..registry import MODELS
-from .base import GANModel
+from .base import GANModel, StepContext
 
 
 @MODELS.register("cyclegan")
@@ -20,17 +24,18 @@ class CycleGAN(GANModel):
     order = ("g", "d")
     directions = {"AtoB": "g_ab", "BtoA": "g_ba"}
 
-    def __init__(self, nets, losses, pool_size: int = 50):
+    def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module], pool_size: int = 50):
         super().__init__(nets, losses)
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
 
-    def generate(self, batch):
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         g_ab, g_ba = self.nets["g_ab"], self.nets["g_ba"]
         fake_b = g_ab(batch["real_a"])
         fake_a = g_ba(batch["real_b"])
         return {"fake_b": fake_b, "rec_a": g_ba(fake_b), "fake_a": fake_a, "rec_b": g_ab(fake_a)}
 
-    def g_step(self, batch, out, ctx):
+    def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         real_a, real_b, adv = batch["real_a"], batch["real_b"], self.losses["adv"]
         with ctx.frozen("d_a", "d_b") as (d_a, d_b):
             loss_adv = (adv.g_loss(d_b, out["fake_b"], real=real_b)[0]
@@ -47,7 +52,8 @@ class CycleGAN(GANModel):
         ctx.update("g", total)
         return logs
 
-    def d_step(self, batch, out, ctx):
+    def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         adv, d_a, d_b = self.losses["adv"], self.nets["d_a"], self.nets["d_b"]
         fake_b = self.pool_b.query(out["fake_b"].detach())
         fake_a = self.pool_a.query(out["fake_a"].detach())
@@ -57,20 +63,20 @@ class CycleGAN(GANModel):
         return {"d/a": loss_a, "d/b": loss_b}
 
     @torch.no_grad()
-    def visuals(self, batch):
+    def visuals(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         g_ab, g_ba = self.nets["g_ab"], self.nets["g_ba"]
         fake_b, fake_a = g_ab(batch["real_a"]), g_ba(batch["real_b"])
         return [batch["real_a"], fake_b, g_ba(fake_b), batch["real_b"], fake_a, g_ab(fake_a)]
 
     @torch.no_grad()
-    def health_samples(self, batch):
+    def health_samples(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.nets["g_ab"](batch["real_a"]), batch["real_b"]
 
-    def state_objects(self):
+    def state_objects(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a, "pool_b": self.pool_b}
 
     @classmethod
-    def validate(cls, recipe, data_channels, *, file):
+    def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:
         a, b = data_channels["real_a"], data_channels["real_b"]
         for net, arg, n, why in (("g_ab", "in_channels", a, "real_a"), ("g_ab", "out_channels", b, "real_b"),
                                  ("g_ba", "in_channels", b, "real_b"), ("g_ba", "out_channels", a, "real_a"),
@@ -78,7 +84,6 @@ class CycleGAN(GANModel):
             cls.check_channels(recipe, net, arg, n, f"data gives {why} with {n} channel(s)", file=file)
         identity = recipe["losses"].get("identity")
         if identity and identity.get("weight", 1.0) > 0 and a != b:
-            from ..errors import RecipeError
             raise RecipeError(f"the identity loss needs domains with equal channels (A has {a}, B has {b}); "
                               "set its weight to 0 or remove it", file=file, key="losses.identity.weight",
                               value=identity.get("weight", 1.0))

@@ -20,26 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import RecipeError
-from ..registry import DATASETS, MODELS, NETS, config_value
-from .base import GANModel
+from ..recipe import MAX_BATCH_BYTES
+from ..registry import DATASETS, MODELS, config_value, net_size_rules
+from .base import GANModel, StepContext
 
 SR_TASK = "super_resolution"  # export meta "task": `i2i eval` scores such exports by PSNR/SSIM
-MAX_BATCH_BYTES = 2 << 30     # float32 images of one batch (the limit build.py applies to data sets with ``size``)
-
-
-def _net_class(recipe: dict, name: str) -> Any:
-    return NETS.get(recipe["nets"][name]["type"])
-
-
-def _net_kwargs(recipe: dict, name: str) -> dict:
-    return {k: v for k, v in recipe["nets"][name].items() if k != "type"}
-
-
-def _multiple_and_min(recipe: dict, name: str) -> tuple[int, int]:
-    cls, kwargs = _net_class(recipe, name), _net_kwargs(recipe, name)
-    multiple = cls.size_multiple(**kwargs) if hasattr(cls, "size_multiple") else 1
-    minimum = cls.min_size(**kwargs) if hasattr(cls, "min_size") else 1
-    return multiple, minimum
 
 
 @MODELS.register("sr_pixel")
@@ -57,10 +42,10 @@ class SRPixel(GANModel):
     scorer = "i2i.evaluation.sr_scoring:SRScorer"
     task = SR_TASK
 
-    def generate(self, batch):
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"fake_b": self.nets["g"](batch["real_a"])}
 
-    def content_losses(self, batch, out) -> dict[str, torch.Tensor]:
+    def content_losses(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Pixel loss, and the perceptual loss when the recipe has one (both weighted by their own weight)."""
         fake, hr = out["fake_b"], batch["real_b"]
         logs = {"g/pixel": self.losses["pixel"](fake, hr)}
@@ -68,13 +53,14 @@ class SRPixel(GANModel):
             logs["g/perceptual"] = self.losses["perceptual"](fake, hr)
         return logs
 
-    def g_step(self, batch, out, ctx):
+    def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         logs = self.content_losses(batch, out)
         ctx.update("g", sum(logs.values()))
         return logs
 
     @torch.no_grad()
-    def visuals(self, batch):
+    def visuals(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Columns: LR (nearest upscaling, the input's own pixels), bicubic upscaling, SR output, HR."""
         lr, hr = batch["real_a"], batch["real_b"]
         size = hr.shape[-2:]
@@ -83,7 +69,7 @@ class SRPixel(GANModel):
                 self.nets["g"](lr).clamp(-1, 1), hr]
 
     @torch.no_grad()
-    def health_samples(self, batch):
+    def health_samples(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.nets["g"](batch["real_a"]), batch["real_b"]
 
     def export_info(self, dataset: Any) -> dict:
@@ -92,7 +78,7 @@ class SRPixel(GANModel):
 
     # ------------------------------------------------------------------ recipe checks
     @classmethod
-    def validate(cls, recipe, data_channels, *, file):
+    def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:
         data = recipe["data"]
         data_cls = DATASETS.get(data["type"])
         scale = config_value(data_cls, data, "scale")
@@ -126,7 +112,7 @@ class SRPixel(GANModel):
         if not isinstance(gt, int) or not isinstance(scale, int) or scale < 1 or gt % scale:
             return  # the data set's own check reports it
         lr_side = gt // scale
-        multiple, minimum = _multiple_and_min(recipe, "g")
+        multiple, minimum = net_size_rules(recipe["nets"]["g"])
         if lr_side % multiple or lr_side < minimum:
             need = max(minimum, multiple)
             raise RecipeError(f"the LR crop (gt_size / scale = {lr_side} px) must be a multiple of {multiple} and at "
@@ -167,7 +153,8 @@ class ESRGAN(SRPixel):
     order = ("g", "d")  # BasicSR's ESRGANModel: G's update first, then D's on the same (detached) SR batch
     critic_groups = ("d",)
 
-    def g_step(self, batch, out, ctx):
+    def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         logs = self.content_losses(batch, out)
         with ctx.frozen("d") as (d,):
             # relativistic modes call D on the real HR images too (under no_grad): G is judged against them
@@ -175,7 +162,8 @@ class ESRGAN(SRPixel):
         ctx.update("g", sum(logs.values()))
         return logs
 
-    def d_step(self, batch, out, ctx):
+    def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor],
+               ctx: StepContext) -> dict[str, torch.Tensor]:
         loss, _, _ = self.losses["adv"].d_loss(self.nets["d"], batch["real_b"], out["fake_b"])
         ctx.update("d", loss)
         return {"d/adv": loss}
@@ -184,7 +172,7 @@ class ESRGAN(SRPixel):
     def check_discriminator(cls, recipe: dict, channels: int, gt: int, *, file: str) -> None:
         cls.check_channels(recipe, "d", "in_channels", channels,
                            f"D judges HR-sized images of {channels} channel(s)", file=file)
-        multiple, minimum = _multiple_and_min(recipe, "d")
+        multiple, minimum = net_size_rules(recipe["nets"]["d"])
         if gt % multiple or gt < minimum:
             raise RecipeError(f"nets.d ({recipe['nets']['d']['type']}) needs inputs that are a multiple of "
                               f"{multiple} and at least {minimum} px, and it judges the HR crop (gt_size); change "
