@@ -67,12 +67,18 @@ def write_export(recipe: Recipe, state_dicts: dict[str, dict[str, torch.Tensor]]
     return out_dir
 
 
+def find_export(path: str | os.PathLike) -> Path | None:
+    """The export at ``path``: the folder itself, or the export/ folder of a run; None when neither has meta.json."""
+    p = Path(path).expanduser()
+    return next((c for c in (p, p / "export") if (c / "meta.json").is_file()), None)
+
+
 def resolve_export_dir(path: str | os.PathLike) -> Path:
     """An export folder, or a run folder holding export/."""
     p = Path(path)
-    for candidate in (p, p / "export"):
-        if (candidate / "meta.json").is_file():
-            return candidate
+    found = find_export(p)
+    if found is not None:
+        return found
     if not p.exists():
         raise I2IError(f"{p}: no such export or run folder")
     raise I2IError(f"{p}: not an export (no meta.json here or in {p / 'export'}); make one from a checkpoint "
@@ -116,7 +122,7 @@ def load_export(path: str | os.PathLike, device: str | torch.device = "cpu", *,
 
     Dotted-path net types and plugins are imported only when ``allow_code`` allows them (see check_export_code).
     """
-    from ..build import build_net
+    from ..nets import build_net
 
     root, meta, recipe = _read_bundle(path)
     check_export_code(recipe, list(meta.get("files", {})), root, allow_code)
@@ -150,9 +156,8 @@ def _net_difference(a: Any, b: Any, key: str) -> str | None:
         return f"{key}.type: {a.get('type')!r} in A, {b.get('type')!r} in B"
     cls = None
     try:
-        from ..build import _import_builtins
+        from .. import nets  # noqa: F401  (registers the built-in nets)
         from ..registry import NETS, config_value
-        _import_builtins()
         cls = NETS.get(a.get("type"))
     except I2IError:  # an unknown or unimportable type: compare the arguments as written
         pass

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..data.io import read_image
 from ..errors import I2IError, check_count
+from .tiling import input_tensor, pad_to_multiple
 
 
 def with_suffix(rel: Path, suffix: str) -> Path:
@@ -38,7 +41,6 @@ class WithCode(nn.Module):
 def interpolation_strip(net: nn.Module, image: torch.Tensor, codes: torch.Tensor, *, multiple: int,
                         device) -> torch.Tensor:
     """(C, h, K * w): the outputs for one (C, h, w) input and K codes, side by side."""
-    from .translate import pad_to_multiple
     x, (h, w) = pad_to_multiple(image[None].expand(codes.shape[0], -1, -1, -1).contiguous().to(device), multiple)
     y = net(x, codes.to(device))[..., :h, :w].float().cpu()
     return torch.cat(list(y), dim=-1)
@@ -46,10 +48,6 @@ def interpolation_strip(net: nn.Module, image: torch.Tensor, codes: torch.Tensor
 
 def encode_style(export, path: str | Path, device) -> torch.Tensor:
     """The encoder's mean code (z_dim,) for a reference image, resized to the training size as E saw it."""
-    import torch.nn.functional as F
-
-    from ..data.io import read_image
-    from .translate import _input_tensor
     e = export.nets.get("e")
     if e is None:
         raise I2IError(f"--style-from: the export {export.path} has no encoder (net 'e'); only exports with one "
@@ -58,7 +56,7 @@ def encode_style(export, path: str | Path, device) -> torch.Tensor:
     if not path.is_file():
         raise I2IError(f"--style-from {path}: no such file")
     try:
-        x = _input_tensor(read_image(path), e.in_channels)
+        x = input_tensor(read_image(path), e.in_channels)
     except (ValueError, OSError, I2IError) as exc:
         raise I2IError(f"--style-from {path}: cannot read it as an image ({exc})") from exc
     size = export.recipe["data"].get("size")
@@ -94,7 +92,8 @@ class LatentPlan:
             return None
         check_count("--samples", samples)
         if not isinstance(interpolate, int) or interpolate < 0 or interpolate == 1:
-            raise I2IError(f"--interpolate must be 0 (off) or the number of frames in a strip (>= 2), got {interpolate!r}")
+            raise I2IError("--interpolate must be 0 (off) or the number of frames in a strip (>= 2), "
+                           f"got {interpolate!r}")
         style = (Path(style_from).stem, encode_style(export, style_from, device)) if style_from is not None else None
         return cls(z_dim, samples=samples or 1, samples_asked=samples is not None, seed=seed, sync_z=sync_z,
                    style=style, interpolate=interpolate)

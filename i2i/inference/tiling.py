@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.io import adapt_channels
 from ..errors import I2IError
 
 WINDOWS = ("cosine", "linear")
@@ -109,6 +110,27 @@ def unit_float(array: np.ndarray) -> torch.Tensor:
     return t.mul_(2.0).sub_(1.0)
 
 
+def input_tensor(source: np.ndarray, channels: int) -> torch.Tensor:
+    """``to_tensor(to_float(adapt_channels(source, channels)))`` bit for bit, with one float copy instead of three.
+
+    A (C, H, W) view in channels-last memory.
+    """
+    return unit_float(adapt_channels(source, channels))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(``x`` padded at its right and bottom to a multiple of ``multiple``, its original (h, w)).
+
+    Reflect padding, or replicate when a side is too small to reflect; ``x`` itself when no padding is needed.
+    Whole images, tiles and interpolation strips are all padded by this one rule, so their outputs agree.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+    return x, (h, w)
+
+
 class ImageSource:
     """An image kept in its file's dtype (HWC), seen as (C, H, W) in [-1, 1] one region at a time.
 
@@ -126,21 +148,13 @@ class ImageSource:
         return unit_float(self.array[y0:y1, x0:x1])
 
     def padded(self, multiple: int) -> ImageSource:
-        """As ``_pad`` on the float image: reflect (or replicate when too small) at the right and bottom."""
+        """As ``pad_to_multiple`` on the float image: reflect (or replicate when too small) at the right and bottom."""
         h, w = self.array.shape[:2]
         ph, pw = -h % multiple, -w % multiple
         if not (ph or pw):
             return self
         mode = "reflect" if ph < h and pw < w else "edge"
         return ImageSource(np.pad(self.array, ((0, ph), (0, pw), (0, 0)), mode=mode))
-
-
-def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x
 
 
 def _check(tile: int, overlap: int, batch: int, multiple: int) -> None:
@@ -163,9 +177,9 @@ def _scale_of(out: torch.Tensor, inp: torch.Tensor, expected: int | None) -> int
     return scale
 
 
-def iter_tiled_rows(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: int, overlap: int, scale: int | None = None,
-                    device: str | torch.device = "cpu", batch: int = 4, window: str = "cosine",
-                    multiple: int = 1) -> Iterator[tuple[int, torch.Tensor]]:
+def iter_tiled_rows(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: int, overlap: int,
+                    scale: int | None = None, device: str | torch.device = "cpu", batch: int = 4,
+                    window: str = "cosine", multiple: int = 1) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(first_row, rows)`` of the blended output, top to bottom, each (C_out, n, W * scale) on the CPU.
 
     Rows are yielded once no later tile reaches them, so only about one band of tiles is held in float.
@@ -181,7 +195,7 @@ def iter_tiled_rows(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: 
         raise I2IError(f"unknown tile window '{window}'; valid: {', '.join(WINDOWS)}")
     height, width = x.shape[-2:]
     # pad the whole image as untiled translation does: same outputs at its right/bottom
-    x = x.padded(multiple) if lazy else _pad(x.detach().cpu(), multiple)
+    x = x.padded(multiple) if lazy else pad_to_multiple(x.detach().cpu(), multiple)[0]
     ph, pw = x.shape[-2:]
     th, tw = min(tile, ph), min(tile, pw)
     ys, xs = tile_starts(ph, tile, overlap, multiple), tile_starts(pw, tile, overlap, multiple)
@@ -192,7 +206,7 @@ def iter_tiled_rows(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: 
     for i in range(0, len(tiles), batch):
         chunk = tiles[i: i + batch]
         cut = (lambda y, x0: x.region(y, y + th, x0, x0 + tw)) if lazy else (lambda y, x0: x[:, y: y + th, x0: x0 + tw])
-        inp = _pad(torch.stack([cut(y, x0) for y, x0 in chunk]).contiguous(), multiple)
+        inp = pad_to_multiple(torch.stack([cut(y, x0) for y, x0 in chunk]).contiguous(), multiple)[0]
         with torch.inference_mode():
             out = net(inp.to(device))
             if s is None:
@@ -217,8 +231,8 @@ def iter_tiled_rows(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: 
             lo = done
 
 
-def tiled_forward(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: int, overlap: int, scale: int | None = None,
-                  device: str | torch.device = "cpu", batch: int = 4, window: str = "cosine",
+def tiled_forward(net: nn.Module, image: torch.Tensor | ImageSource, *, tile: int, overlap: int,
+                  scale: int | None = None, device: str | torch.device = "cpu", batch: int = 4, window: str = "cosine",
                   multiple: int = 1) -> torch.Tensor:
     """``net(image)`` computed tile by tile: a CPU tensor shaped like the input's rank, (1,) C_out, H*s, W*s.
 

@@ -6,12 +6,12 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..allocator import keep_freed_memory
@@ -25,11 +25,11 @@ from ..data.io import (
     write_image,
 )
 from ..errors import DataError, I2IError, check_count
+from ..precision import DTYPES, autocast, unsupported
+from ..registry import net_size_rules
 from .export import Export
 from .latents import LatentPlan, WithCode, interpolation_strip
-from ..precision import DTYPES, autocast, unsupported
-from ..registry import NETS
-from .tiling import ImageSource, check_tile, iter_tiled_rows, unit_float
+from .tiling import ImageSource, check_tile, input_tensor, iter_tiled_rows, pad_to_multiple
 
 log = logging.getLogger("i2i")
 
@@ -106,36 +106,14 @@ def output_path(output_dir: Path, rel: Path) -> Path:
     return target
 
 
-def _net_class_value(export: Export, name: str, method: str, default: int) -> int:
-    cfg = export.recipe["nets"][name]
-    cls = NETS.get(cfg["type"])
-    kwargs = {k: v for k, v in cfg.items() if k != "type"}
-    return getattr(cls, method)(**kwargs) if hasattr(cls, method) else default
-
-
 def size_multiple(export: Export, name: str) -> int:
-    return _net_class_value(export, name, "size_multiple", 1)
+    """The size multiple of net ``name`` of the export (its inputs are padded to it)."""
+    return net_size_rules(export.recipe["nets"][name])[0]
 
 
 def min_size(export: Export, name: str) -> int:
-    return _net_class_value(export, name, "min_size", 1)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
-
-
-def _input_tensor(source: np.ndarray, channels: int) -> torch.Tensor:
-    """``to_tensor(to_float(adapt_channels(source, channels)))`` bit for bit, with one float copy instead of three.
-
-    A (C, H, W) view in channels-last memory.
-    """
-    return unit_float(adapt_channels(source, channels))
+    """The smallest input side net ``name`` of the export accepts."""
+    return net_size_rules(export.recipe["nets"][name])[1]
 
 
 class _Item:
@@ -190,47 +168,19 @@ def _assemble(strips: Iterable[tuple[int, torch.Tensor]], item: _Item, in_channe
     return out
 
 
-def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Path, *, direction: str | None = None,
-                     batch_size: int | None = None, device: str | torch.device = "cpu", tile: int | None = None,
-                     tile_overlap: int = 32, tile_batch: int | None = None, samples: int | None = None,
-                     seed: int = 0, sync_z: bool = False,
-                     style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32",
-                     compile: bool = False) -> dict:
-    """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
-
-    ``batch_size``: images of equal size per forward pass. ``None``: ``MAX_BATCH``, except on the CPU, where big
-    convolutions already use every core and batching them only costs memory and time (CycleGAN's generator ran
-    1.29x faster one image at a time on 2 cores, pix2pix's 1.45x faster four at a time): there the batch is what
-    makes about ``CPU_PASS_FLOPS`` of work, at least 1 and at most ``MAX_BATCH``.
-
-    ``tile``: translate images larger than ``tile`` x ``tile`` input px in overlapping tiles (see i2i/tiling.py),
-    ``tile_batch`` tiles per forward pass (default: 1 on the CPU, where more only cost memory; ``batch_size``
-    on an accelerator). ``None``: tile automatically images above ``AUTO_TILE_PIXELS`` with ``AUTO_TILE`` px
-    tiles. ``0``: never tile.
-
-    Multimodal generators (a ``z_dim``, e.g. BicycleGAN's): ``samples`` outputs per input named
-    ``<name>_sample<k>`` with z ~ N(0, I) (seeded by ``seed`` and the input's position; ``sync_z``: the same z set
-    for every input), or one output ``<name>_style-<image>`` with z encoded from ``style_from`` by the export's
-    encoder, and with ``interpolate`` K a strip ``<name>_interp`` of K outputs along the line between two codes.
-    The codes used are written to ``latents.json`` in the output folder.
-
-    ``precision``: ``fp32``, or ``bf16``/``fp16`` autocast (convolutions in reduced precision, outputs written from
-    fp32), refused where the device lacks it (i2i/precision.py). ``compile``: run the net through
-    ``torch.compile`` (seconds to compile per input size, then faster passes; see ``Compiled``).
-    """
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
+def _check_arguments(input_dir: Path, output_dir: Path, batch_size: int | None, tile_batch: int | None,
+                     device: str | torch.device, precision: str) -> torch.device:
+    """The folders, counts and precision are usable; returns the device."""
     check_folders(input_dir, output_dir)
     check_count("--batch-size", batch_size)
     check_count("--tile-batch", tile_batch)
     device = torch.device(device)
     check_precision(precision, device)
-    # 512 px tiles already fill a CPU's cores: a batch of 4 ran no faster than 1 for a 4000x3000 CycleGAN
-    # translation on 2 cores (138 s vs 132 s) and peaked at 1964 MB instead of 1221 MB
-    on_cpu = device.type == "cpu"
-    tiles_per_pass = tile_batch or (1 if on_cpu else batch_size or MAX_BATCH)
-    name, net = export.generator(direction)
-    in_c, multiple = net.in_channels, size_multiple(export, name)
-    smallest = min_size(export, name)
+    return device
+
+
+def _tile_sides(tile: int | None, tile_overlap: int, multiple: int, smallest: int) -> tuple[int | None, int | None]:
+    """(``tile`` checked and rounded up for the net, the automatic tile side or None when ``tile`` is given)."""
     if tile is not None and tile < 0:
         raise I2IError(f"--tile must be a positive number of pixels (0 turns tiling off), got {tile}")
     if tile:
@@ -244,122 +194,227 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
             raise I2IError(f"--tile-overlap {tile_overlap} must be smaller than the automatic tile size {auto_tile}; "
                            "pass a larger --tile with it")
         auto_tile, _ = check_tile(auto_tile, tile_overlap, multiple=multiple, min_size=smallest)
-    net = net.to(device).eval()
-    per_pixel = flops_per_pixel(net, in_c, multiple, smallest, device) if batch_size is None and on_cpu else None
-    forward = Compiled(net) if compile else net  # the net's attributes are read from ``net``
+    return tile, auto_tile
 
-    def images_per_pass(h: int, w: int) -> int:
-        if batch_size is not None:
-            return batch_size
-        if per_pixel is None:
-            return MAX_BATCH
-        return max(1, min(MAX_BATCH, int(CPU_PASS_FLOPS // max(per_pixel * h * w, 1.0))))
 
-    plan = LatentPlan.for_export(export, net, samples=samples, seed=seed, sync_z=sync_z, style_from=style_from,
-                                 interpolate=interpolate, device=device)
+def _auto_tile_pixels(net: nn.Module) -> int:
+    """Input pixels above which an image is tiled automatically: ``AUTO_TILE_PIXELS`` of output for a net with a
+    ``scale``."""
+    net_scale = getattr(net, "scale", 1)
+    return AUTO_TILE_PIXELS // (net_scale ** 2 if isinstance(net_scale, int) and net_scale > 0 else 1)
+
+
+def _speed_up_torch(on_cpu: bool) -> None:
     torch.set_flush_denormal(True)  # denormal activations are 10-100x slower on x86 CPUs
     if on_cpu:
         keep_freed_memory()  # each pass's activations reuse the last pass's memory instead of faulting it in
-    net_scale = getattr(net, "scale", 1)
-    auto_pixels = AUTO_TILE_PIXELS // (net_scale ** 2 if isinstance(net_scale, int) and net_scale > 0 else 1)
-    unlisted: list[tuple[Path, str]] = []  # folders that could not be listed (permissions): reported as failed
+
+
+def _list_inputs(input_dir: Path) -> tuple[list[Path], list[dict]]:
+    """(the images under ``input_dir``, a failure entry per folder that could not be listed, e.g. permissions)."""
+    unlisted: list[tuple[Path, str]] = []
     files = list_images(input_dir, errors=unlisted)
     if not files and not unlisted:
         raise I2IError(f"--input {input_dir}: no images found (looked for png, jpg, tif, bmp, webp recursively)")
-    failed: list[dict] = [{"file": str(folder), "error": reason} for folder, reason in unlisted]
-    written = tiled = 0
-    pending: list[_Item] = []
-    t0 = time.perf_counter()
+    return files, [{"file": str(folder), "error": reason} for folder, reason in unlisted]
 
-    def write(item: _Item, array: np.ndarray) -> None:
-        nonlocal written
+
+@dataclass
+class _Run:
+    """One ``translate_folder`` call: the prepared net, how inputs are batched and tiled, and what came out."""
+
+    output_dir: Path
+    device: torch.device
+    net: nn.Module  # its attributes (in_channels, scale, z_dim) are read here, never from ``forward``
+    forward: nn.Module  # the net, or ``Compiled(net)``
+    in_c: int  # the net's input channels: inputs are adapted to them
+    multiple: int  # the net's size multiple: every input is padded to it
+    tile: int | None  # --tile after check_tile; 0 or None: only automatic tiling, if any
+    auto_tile: int | None  # tile side for images above ``auto_pixels``; None when --tile was given
+    tile_overlap: int
+    tiles_per_pass: int
+    batch_size: int | None  # --batch-size; None: chosen per image size (``images_per_pass``)
+    per_pixel: float | None  # forward FLOPs per input pixel (CPU without --batch-size), else None
+    plan: LatentPlan | None = None  # latent codes of a multimodal generator
+    failed: list[dict] = field(default_factory=list)
+    written: int = 0
+    tiled: int = 0
+    pending: list[_Item] = field(default_factory=list)  # whole images of one size waiting for a forward pass
+
+    def __post_init__(self) -> None:
+        self.auto_pixels = _auto_tile_pixels(self.net)
+
+    def images_per_pass(self, h: int, w: int) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        if self.per_pixel is None:
+            return MAX_BATCH
+        return max(1, min(MAX_BATCH, int(CPU_PASS_FLOPS // max(self.per_pixel * h * w, 1.0))))
+
+    def tile_side(self, rel: Path, h: int, w: int) -> int | None:
+        """The tile side an h x w input is translated with; None: whole."""
+        if self.tile and (h > self.tile or w > self.tile):
+            return self.tile
+        if self.auto_tile and h * w > self.auto_pixels:
+            log.info("%s: %dx%d px is above the automatic tiling threshold (%d px of input): translating in "
+                     "%d px tiles, overlap %d (--tile N to choose the size, --tile 0 to turn tiling off)", rel,
+                     w, h, self.auto_pixels, self.auto_tile, self.tile_overlap)
+            return self.auto_tile
+        return None
+
+    def read_item(self, path: Path, rel: Path) -> tuple[_Item | None, int | None]:
+        """(the input at ``path``, its tile side or None); (None, None) and a failure entry when it cannot be read."""
         try:
-            target = output_path(output_dir, item.rel)
+            source = read_image(path)
+            side = self.tile_side(rel, *source.shape[:2])
+            # a tiled image stays in its file's dtype and is converted tile by tile (no full-size float copy)
+            tensor = ImageSource(adapt_channels(source, self.in_c)) if side else input_tensor(source, self.in_c)
+        except (DataError, ValueError, OSError, MemoryError) as exc:  # unreadable inputs: reported, not fatal
+            self.failed.append({"file": str(path), "error": str(exc) or type(exc).__name__})
+            return None, None
+        return _Item(path, rel, tensor, source), side
+
+    def variants(self, item: _Item, index: int) -> list[_Item]:
+        """The outputs to make of input number ``index``: the item itself, or one per latent code."""
+        if self.plan is None:
+            return [item]
+        return [item.variant(rel, z) for rel, z in self.plan.codes(index, item.rel)]
+
+    def write(self, item: _Item, array: np.ndarray) -> None:
+        try:
+            target = output_path(self.output_dir, item.rel)
         except DataError as exc:
-            failed.append({"file": str(item.path), "error": str(exc)})
+            self.failed.append({"file": str(item.path), "error": str(exc)})
             return
         try:
             write_image(target, array)
-            written += 1
-            if plan is not None and item.z is not None:
-                plan.record(item.rel, item.z)
+            self.written += 1
+            if self.plan is not None and item.z is not None:
+                self.plan.record(item.rel, item.z)
         except (OSError, DataError, ValueError) as exc:
-            failed.append({"file": str(item.path), "error": f"cannot write {show_path(target)}: {exc}"})
+            self.failed.append({"file": str(item.path), "error": f"cannot write {show_path(target)}: {exc}"})
 
-    def flush() -> None:
+    def queue(self, item: _Item) -> None:
+        """Add a whole image to the pending batch, translating the batch first when it is full or of another size."""
+        pending = self.pending
+        if pending and (pending[0].tensor.shape != item.tensor.shape
+                        or len(pending) >= self.images_per_pass(*pending[0].tensor.shape[-2:])):
+            self.flush()
+        pending.append(item)
+
+    def flush(self) -> None:
+        """Translate the pending batch in one forward pass and write its outputs."""
+        pending = self.pending
         if not pending:
             return
-        x = torch.stack([it.tensor for it in pending]).contiguous().to(device)
-        x, (h, w) = pad_to_multiple(x, multiple)
+        x = torch.stack([it.tensor for it in pending]).contiguous().to(self.device)
+        x, (h, w) = pad_to_multiple(x, self.multiple)
         with torch.inference_mode():
-            y = forward(x) if pending[0].z is None else forward(x, torch.stack([it.z for it in pending]).to(device))
+            y = self.forward(x) if pending[0].z is None else \
+                self.forward(x, torch.stack([it.z for it in pending]).to(self.device))
         scale_h, scale_w = y.shape[-2] // x.shape[-2], y.shape[-1] // x.shape[-1]
         y = y[..., : h * max(1, scale_h), : w * max(1, scale_w)].float().cpu()
         for item, out in zip(pending, y):
-            write(item, _assemble([(0, out)], item, in_c, out.shape[-2]))
+            self.write(item, _assemble([(0, out)], item, self.in_c, out.shape[-2]))
         pending.clear()
 
-    def translate_tiled(item: _Item, side: int) -> None:
-        nonlocal tiled
+    def translate_tiled(self, item: _Item, side: int) -> None:
         h, w = item.tensor.shape[-2:]
-        strips = iter_tiled_rows(forward if item.z is None else WithCode(forward, item.z), item.tensor, tile=side,
-                                 overlap=tile_overlap, device=device,
-                                 batch=tiles_per_pass, multiple=multiple)
+        net = self.forward if item.z is None else WithCode(self.forward, item.z)
+        strips = iter_tiled_rows(net, item.tensor, tile=side, overlap=self.tile_overlap, device=self.device,
+                                 batch=self.tiles_per_pass, multiple=self.multiple)
         first = next(strips)
         scale = first[1].shape[-1] // w
-        write(item, _assemble(itertools.chain([first], strips), item, in_c, h * scale))
-        tiled += 1
+        self.write(item, _assemble(itertools.chain([first], strips), item, self.in_c, h * scale))
+        self.tiled += 1
 
+    def interpolation_strip(self, item: _Item, index: int) -> None:
+        """Write ``<name>_interp``: the outputs along the line between the input's first two codes, side by side."""
+        assert self.plan is not None
+        self.flush()
+        z_line = self.plan.line(index)
+        h, w = item.tensor.shape[-2:]
+        try:
+            image = item.tensor if torch.is_tensor(item.tensor) else item.tensor.region(0, h, 0, w)
+            strip = interpolation_strip(self.forward, image, z_line, multiple=self.multiple, device=self.device)
+        except (RuntimeError, MemoryError) as exc:
+            self.failed.append({"file": str(item.path), "error": f"interpolation strip: {exc}"})
+        else:
+            strip_item = item.variant(self.plan.strip_name(item.rel), torch.stack([z_line[0], z_line[-1]]))
+            strip_item.alpha = None  # one alpha for K frames side by side: dropped
+            self.write(strip_item, _assemble([(0, strip)], strip_item, self.in_c, h))
+
+    def summary(self, export: Export, direction: str | None, seconds: float) -> dict:
+        """``translate_folder``'s figures; writes latents.json beside the outputs for a multimodal generator."""
+        extra = {}
+        if self.plan is not None:
+            extra = self.plan.summary()
+            if self.written:
+                self.plan.write_codes(self.output_dir / "latents.json")
+        return {**extra, "images": self.written, "failed": len(self.failed), "failures": self.failed,
+                "direction": direction or next(iter(export.meta["directions"])), "seconds": round(seconds, 3),
+                "images_per_s": round(self.written / max(seconds, 1e-9), 3), "tiled": self.tiled,
+                **({"tile_batch": self.tiles_per_pass} if self.tiled else {}), "output": str(self.output_dir)}
+
+
+def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Path, *, direction: str | None = None,
+                     batch_size: int | None = None, device: str | torch.device = "cpu", tile: int | None = None,
+                     tile_overlap: int = 32, tile_batch: int | None = None, samples: int | None = None,
+                     seed: int = 0, sync_z: bool = False,
+                     style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32",
+                     compile: bool = False) -> dict:
+    """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
+
+    ``batch_size``: images of equal size per forward pass. ``None``: ``MAX_BATCH``, except on the CPU, where big
+    convolutions already use every core, so batching them costs memory and can cost time, while small ones still
+    gain from it (measured in benchmarks/README.md): there the batch is what makes about ``CPU_PASS_FLOPS`` of
+    work, at least 1 and at most ``MAX_BATCH``.
+
+    ``tile``: translate images larger than ``tile`` x ``tile`` input px in overlapping tiles (see
+    i2i/inference/tiling.py), ``tile_batch`` tiles per forward pass (default: 1 on the CPU, where more only cost
+    memory; ``batch_size`` on an accelerator). ``None``: tile automatically images above ``AUTO_TILE_PIXELS`` with
+    ``AUTO_TILE`` px tiles. ``0``: never tile.
+
+    Multimodal generators (a ``z_dim``, e.g. BicycleGAN's): ``samples`` outputs per input named
+    ``<name>_sample<k>`` with z ~ N(0, I) (seeded by ``seed`` and the input's position; ``sync_z``: the same z set
+    for every input), or one output ``<name>_style-<image>`` with z encoded from ``style_from`` by the export's
+    encoder, and with ``interpolate`` K a strip ``<name>_interp`` of K outputs along the line between two codes.
+    The codes used are written to ``latents.json`` in the output folder.
+
+    ``precision``: ``fp32``, or ``bf16``/``fp16`` autocast (convolutions in reduced precision, outputs written from
+    fp32), refused where the device lacks it (i2i/precision.py). ``compile``: run the net through
+    ``torch.compile`` (seconds to compile per input size, then faster passes; see ``Compiled``).
+    """
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    device = _check_arguments(input_dir, output_dir, batch_size, tile_batch, device, precision)
+    on_cpu = device.type == "cpu"
+    # on the CPU, 512 px tiles already fill the cores: more tiles per pass cost memory, not time (benchmarks/README.md)
+    tiles_per_pass = tile_batch or (1 if on_cpu else batch_size or MAX_BATCH)
+
+    name, net = export.generator(direction)
+    in_c, (multiple, smallest) = net.in_channels, net_size_rules(export.recipe["nets"][name])
+    tile, auto_tile = _tile_sides(tile, tile_overlap, multiple, smallest)
+    net = net.to(device).eval()
+    per_pixel = flops_per_pixel(net, in_c, multiple, smallest, device) if batch_size is None and on_cpu else None
+    run = _Run(output_dir, device, net, Compiled(net) if compile else net, in_c, multiple, tile, auto_tile,
+               tile_overlap, tiles_per_pass, batch_size, per_pixel)
+    run.plan = LatentPlan.for_export(export, net, samples=samples, seed=seed, sync_z=sync_z, style_from=style_from,
+                                     interpolate=interpolate, device=device)
+    _speed_up_torch(on_cpu)
+
+    files, run.failed = _list_inputs(input_dir)
+    t0 = time.perf_counter()
     with autocast(precision, device):  # every forward pass: whole images, tiles, interpolation strips
         for index, path in enumerate(files):
-            rel = path.relative_to(input_dir)
-            try:
-                source = read_image(path)
-                h, w = source.shape[:2]
-                side = None
-                if tile and (h > tile or w > tile):
-                    side = tile
-                elif auto_tile and h * w > auto_pixels:
-                    side = auto_tile
-                    log.info("%s: %dx%d px is above the automatic tiling threshold (%d px of input): translating in "
-                             "%d px tiles, overlap %d (--tile N to choose the size, --tile 0 to turn tiling off)", rel,
-                             w, h, auto_pixels, side, tile_overlap)
-                # a tiled image stays in its file's dtype and is converted tile by tile (no full-size float copy)
-                tensor = ImageSource(adapt_channels(source, in_c)) if side else _input_tensor(source, in_c)
-            except (DataError, ValueError, OSError, MemoryError) as exc:  # unreadable inputs: reported, not fatal
-                failed.append({"file": str(path), "error": str(exc) or type(exc).__name__})
+            item, side = run.read_item(path, path.relative_to(input_dir))
+            if item is None:
                 continue
-            item = _Item(path, rel, tensor, source)
-            del source, tensor
-            if plan is not None and plan.interpolate:
-                flush()
-                z_line = plan.line(index)
-                try:
-                    image = item.tensor if torch.is_tensor(item.tensor) else item.tensor.region(0, h, 0, w)
-                    strip = interpolation_strip(forward, image, z_line, multiple=multiple, device=device)
-                except (RuntimeError, MemoryError) as exc:
-                    failed.append({"file": str(item.path), "error": f"interpolation strip: {exc}"})
-                else:
-                    strip_item = item.variant(plan.strip_name(item.rel), torch.stack([z_line[0], z_line[-1]]))
-                    strip_item.alpha = None  # one alpha for K frames side by side: dropped
-                    write(strip_item, _assemble([(0, strip)], strip_item, in_c, h))
-            variants = [item] if plan is None else [item.variant(rel, z) for rel, z in plan.codes(index, item.rel)]
-            for variant in variants:
+            if run.plan is not None and run.plan.interpolate:
+                run.interpolation_strip(item, index)
+            for variant in run.variants(item, index):
                 if side:
-                    translate_tiled(variant, side)
-                    continue
-                if pending and (pending[0].tensor.shape != variant.tensor.shape
-                                or len(pending) >= images_per_pass(*pending[0].tensor.shape[-2:])):
-                    flush()
-                pending.append(variant)
-        flush()
-    seconds = time.perf_counter() - t0
-    extra = {}
-    if plan is not None:
-        extra = plan.summary()
-        if written:
-            plan.write_codes(output_dir / "latents.json")
-    return {**extra, "images": written, "failed": len(failed), "failures": failed, "direction": direction or next(
-        iter(export.meta["directions"])), "seconds": round(seconds, 3),
-        "images_per_s": round(written / max(seconds, 1e-9), 3), "tiled": tiled,
-        **({"tile_batch": tiles_per_pass} if tiled else {}), "output": str(output_dir)}
+                    run.translate_tiled(variant, side)
+                else:
+                    run.queue(variant)
+        run.flush()
+    return run.summary(export, direction, time.perf_counter() - t0)
