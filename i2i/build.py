@@ -1,94 +1,47 @@
-"""Recipe -> parts: validate the whole recipe first, then build nets, losses, model, data and optimizers."""
+"""Recipe -> parts. ``validate_recipe`` checks every section, type, argument and cross-field rule once, without
+building or reading anything, and returns the classes it resolved; ``build`` constructs from those."""
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from .arguments import check_arguments, dry_build
 from .errors import RecipeError, recipe_file
+from .evaluation.scoring import scorer_for
 from .init_from import apply_init_from, check_init_from, split_model_config
-from .layers import apply_spectral_norm
+from .nets.factory import build_net_config, net_config
 from .optim import OPTIMIZERS, SCHEDULES, build_optimizer
-from .recipe import Recipe
-from .registry import (
-    DATASETS,
-    LOSSES,
-    MODELS,
-    NETS,
-    check_arguments,
-    config_value,
-    dry_build,
-    load_plugins,
+from .recipe import (
+    LOADER_KEYS,
+    MAX_BATCH_BYTES,
+    EMAConfig,
+    LoaderConfig,
+    MonitorConfig,
+    Recipe,
+    TrainConfig,
+    check_positive,
+    split_data,
 )
-
-LOADER_KEYS = ("batch_size", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor")
-MAX_BATCH_BYTES = 2 << 30  # float32 images of one batch; the nets' activations need many times more
+from .registry import DATASETS, LOSSES, MODELS, NETS, config_value, load_plugins
 
 
 @dataclass
-class TrainConfig:
-    """The recipe's ``train:`` section."""
+class Resolved:
+    """What validation found: the class behind every ``type:`` and the recipe's own sections as dataclasses."""
 
-    max_steps: int = 1000
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    allow_slow_precision: bool = False
-    log_every: int = 50
-    sample_every: int = 500
-    sample_count: int = 4
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    output_dir: str | None = None
-    grad_clip: float | None = None
-    tensorboard: bool = True
-    cpu: bool = False
-    cpu_threads: int | None = None  # CPU training: intra-op threads per process (default: cores / local processes)
-    n_critic: int = 1               # D steps per G step (WGAN: 5)
-    g_steps: int = 1                # G steps per D step
-    d_warmup_steps: int = 0         # steps at the start that train only D
-    channels_last: bool = False     # NHWC memory format for nets and batches (measure: helps on GPUs, hurts on CPUs)
-    compile: bool = False           # torch.compile each net's forward in place (state_dict names unchanged)
-    keep_freed_memory: bool = True  # CPU on glibc: freed blocks stay in the process (i2i/allocator.py); per process
-
-
-@dataclass
-class LoaderConfig:
-    """The loader keys of the recipe's ``data:`` section (the rest configures the data set)."""
-
-    batch_size: int = 1
-    num_workers: int = 2
-    pin_memory: bool | None = None
-    persistent_workers: bool = True
-    prefetch_factor: int | None = None
-
-
-@dataclass
-class EMAConfig:
-    """The recipe's ``ema:`` section: exponential moving average of the exported generators."""
-
-    decay: float = 0.999
-    start_step: int = 0
-
-
-@dataclass
-class MonitorConfig:
-    """The recipe's ``monitor:`` section (on by default)."""
-
-    enabled: bool = True
-    every: int | None = None          # steps between diversity checks (default: train.log_every)
-    samples: int = 16                 # generated and real images in the fixed diversity batch
-    warmup_steps: int = 200           # no D-wins or collapse verdicts before this step
-    d_win_accuracy: float = 0.95      # D separates real from fake at least this well ...
-    d_win_checks: int = 3             # ... for this many consecutive log intervals while G's adversarial loss climbs
-    collapse_ratio: float = 0.2       # generated diversity below this fraction of the real data's ...
-    collapse_checks: int = 2          # ... in this many consecutive checks
-    data_batches: int = 3             # first batches whose value range is checked
-    on_nan: Literal["stop", "skip"] = "stop"  # stop: end the run, keep the last good checkpoint; skip: drop the update
-    inject_nan_step: int | None = None        # fault injection to see the NaN handling work (testing only)
+    model: type
+    dataset: type
+    nets: dict[str, type]
+    losses: dict[str, type]
+    train: TrainConfig
+    loader: LoaderConfig
+    ema: EMAConfig | None
+    monitor: MonitorConfig
+    scorer: type | None
 
 
 @dataclass
@@ -101,65 +54,55 @@ class Parts:
     train: TrainConfig
     loader: LoaderConfig
     ema: EMAConfig | None
-    optimizers: dict = field(default_factory=dict)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    scorer: type | None = None
 
 
-def _import_builtins() -> None:
-    from . import data, losses, models, nets  # noqa: F401  (registration by import)
+def import_builtins() -> None:
+    """Register the built-in components (registration happens on import)."""
+    from . import data, losses, models, nets  # noqa: F401
 
 
-def _split_data(recipe: dict) -> tuple[dict, dict]:
-    data = recipe["data"]
-    return ({k: v for k, v in data.items() if k not in LOADER_KEYS},
-            {k: v for k, v in data.items() if k in LOADER_KEYS})
-
-
-def _positive(cfg: Any, names: tuple[str, ...], key: str, file: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if isinstance(value, (int, float)) and value <= 0:
-            raise RecipeError("must be positive", file=file, key=f"{key}.{name}", value=value)
-
-
-def validate_recipe(recipe: Recipe) -> None:
+def validate_recipe(recipe: Recipe) -> Resolved:
     """Check every section, type, argument name and cross-field rule; nothing is built or read."""
     with recipe_file(recipe.source):  # checks deep in a component name the key; this names the file
-        _validate_recipe(recipe)
+        return _validate_recipe(recipe)
 
 
-def _validate_recipe(recipe: Recipe) -> None:
-    _import_builtins()
+def _check_names(recipe: Recipe, section: str, required: tuple, optional: tuple = ()) -> None:
+    got, file = recipe[section] or {}, recipe.source
+    for name in required:
+        if name not in got:
+            raise RecipeError(f"model '{recipe['model']['type']}' needs {section}.{name}", file=file,
+                              key=f"{section}.{name}", choices=required)
+    what = {"nets": "net", "losses": "loss", "optim": "optimizer group"}[section]
+    for name in got:
+        if name not in required + optional:
+            raise RecipeError(f"model '{recipe['model']['type']}' has no {what} of this name", file=file,
+                              key=f"{section}.{name}", value=name, choices=required + optional)
+
+
+def _check_components(recipe: Recipe) -> tuple[type, type, dict[str, type], dict[str, type]]:
+    """data, model, nets, losses, optim, schedule: the registered class behind each, checked against its
+    constructor (nets and optimizers also built on trial, nets on the meta device)."""
     file = recipe.source
-    load_plugins(recipe.get("plugins"), file=file)
-
-    data_cfg, loader_cfg = _split_data(recipe)
+    data_cfg, loader_cfg = split_data(recipe["data"])
     check_arguments(LoaderConfig, loader_cfg, key="data", file=file)
-    _positive(LoaderConfig(**loader_cfg), ("batch_size", "prefetch_factor"), "data", file)
+    check_positive(LoaderConfig(**loader_cfg), ("batch_size", "prefetch_factor"), "data", file)
     data_cls = DATASETS.check(data_cfg, key="data", file=file, also_valid=LOADER_KEYS)
     model_cls = MODELS.check(split_model_config(recipe["model"])[0], key="model", file=file,
                              provided=("nets", "losses"), also_valid=("init_from",))
-
-    def check_names(section: str, required: tuple, optional: tuple = ()) -> None:
-        got = recipe[section] or {}
-        for name in required:
-            if name not in got:
-                raise RecipeError(f"model '{recipe['model']['type']}' needs {section}.{name}", file=file,
-                                  key=f"{section}.{name}", choices=required)
-        for name in got:
-            if name not in required + optional:
-                raise RecipeError(f"model '{recipe['model']['type']}' has no {section[:-1] if section != 'optim' else 'optimizer group'} of this name",
-                                  file=file, key=f"{section}.{name}", value=name, choices=required + optional)
-
-    check_names("nets", model_cls.nets_required, model_cls.nets_optional)
-    check_names("losses", model_cls.losses_required, model_cls.losses_optional)
-    check_names("optim", tuple(model_cls.groups_for(recipe["nets"] or {})))
+    _check_names(recipe, "nets", model_cls.nets_required, model_cls.nets_optional)
+    _check_names(recipe, "losses", model_cls.losses_required, model_cls.losses_optional)
+    _check_names(recipe, "optim", tuple(model_cls.groups_for(recipe["nets"] or {})))
+    net_classes = {}
     for name, cfg in recipe["nets"].items():
-        net_cfg = _net_config(cfg, key=f"nets.{name}", file=file)[0]
-        dry_build(NETS.check(net_cfg, key=f"nets.{name}", file=file), net_cfg, key=f"nets.{name}", file=file)
+        net_cfg = net_config(cfg, key=f"nets.{name}", file=file)[0]
+        net_classes[name] = NETS.check(net_cfg, key=f"nets.{name}", file=file)
+        dry_build(net_classes[name], net_cfg, key=f"nets.{name}", file=file)
     check_init_from(recipe, file=file,  # model.init_from: the export exists, has the net, and its shapes fit
-                    make_net=lambda n: _build_net(recipe["nets"][n], key=f"nets.{n}", file=file))
-    for name, cfg in recipe["losses"].items():
-        LOSSES.check(cfg, key=f"losses.{name}", file=file)
+                    make_net=lambda n: build_net_config(recipe["nets"][n], key=f"nets.{n}", file=file))
+    loss_classes = {name: LOSSES.check(cfg, key=f"losses.{name}", file=file) for name, cfg in recipe["losses"].items()}
     for name, cfg in recipe["optim"].items():
         optimizer_cls = OPTIMIZERS.check(cfg, key=f"optim.{name}", file=file, provided=("params",))
         if isinstance(cfg.get("lr"), (int, float)) and cfg["lr"] <= 0:
@@ -168,39 +111,58 @@ def _validate_recipe(recipe: Recipe) -> None:
     if recipe.get("schedule") is not None:
         dry_build(SCHEDULES.check(recipe["schedule"], key="schedule", file=file), recipe["schedule"],
                   key="schedule", file=file, meta=False)
-    if recipe.get("ema") is not None:
-        if not isinstance(recipe["ema"], dict):
-            raise RecipeError("ema must be a mapping such as {decay: 0.999} or null", file=file, key="ema",
-                              value=recipe["ema"])
-        check_arguments(EMAConfig, recipe["ema"], key="ema", file=file)
-        decay = EMAConfig(**recipe["ema"]).decay
-        if not 0 < decay < 1:
-            raise RecipeError("decay must be between 0 and 1", file=file, key="ema.decay", value=decay)
+    return model_cls, data_cls, net_classes, loss_classes
+
+
+def _section(recipe: Recipe, name: str, schema: type, example: str) -> Any:
+    """An optional mapping section (``ema:``, ``monitor:``) as its dataclass; None when absent or null."""
+    value = recipe.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RecipeError(f"{name} must be a mapping such as {example} or null", file=recipe.source, key=name,
+                          value=value)
+    check_arguments(schema, value, key=name, file=recipe.source)
+    return schema(**value)
+
+
+def _check_train(recipe: Recipe) -> tuple[TrainConfig, MonitorConfig]:
+    """train and monitor: the recipe's own sections."""
+    file = recipe.source
+    check_arguments(TrainConfig, recipe["train"], key="train", file=file)
+    train = TrainConfig(**recipe["train"])
+    check_positive(train, ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+                           "n_critic", "g_steps"), "train", file)
+    if train.d_warmup_steps < 0:
+        raise RecipeError("must be >= 0", file=file, key="train.d_warmup_steps", value=train.d_warmup_steps)
+    monitor = _section(recipe, "monitor", MonitorConfig, "{enabled: true}")
+    if monitor is not None:
+        check_positive(monitor, ("every", "samples", "d_win_checks", "collapse_checks"), "monitor", file)
+    return train, monitor or MonitorConfig()
+
+
+def _validate_recipe(recipe: Recipe) -> Resolved:
+    import_builtins()
+    file = recipe.source
+    load_plugins(recipe.get("plugins"), file=file)
+    model_cls, data_cls, net_classes, loss_classes = _check_components(recipe)
+    ema = _section(recipe, "ema", EMAConfig, "{decay: 0.999}")
+    if ema is not None and not 0 < ema.decay < 1:
+        raise RecipeError("decay must be between 0 and 1", file=file, key="ema.decay", value=ema.decay)
+    scorer = None
     if recipe.get("eval") is not None:
-        from .evaluation.scoring import scorer_for
         scorer = scorer_for(model_cls)
         if scorer is None:
             raise RecipeError(f"model '{recipe['model']['type']}' has no built-in evaluation; remove the eval section",
                               file=file, key="eval")
         scorer.check_config(recipe["eval"], recipe, file=file)
-    check_arguments(TrainConfig, recipe["train"], key="train", file=file)
-    train = TrainConfig(**recipe["train"])
-    _positive(train, ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_critic",
-                      "g_steps"), "train", file)
-    if train.d_warmup_steps < 0:
-        raise RecipeError("must be >= 0", file=file, key="train.d_warmup_steps", value=train.d_warmup_steps)
-    if recipe.get("monitor") is not None:
-        if not isinstance(recipe["monitor"], dict):
-            raise RecipeError("monitor must be a mapping such as {enabled: true} or null", file=file, key="monitor",
-                              value=recipe["monitor"])
-        check_arguments(MonitorConfig, recipe["monitor"], key="monitor", file=file)
-        _positive(MonitorConfig(**recipe["monitor"]), ("every", "samples", "d_win_checks", "collapse_checks"),
-                  "monitor", file)
-
-    data_kwargs = {k: v for k, v in data_cfg.items() if k != "type"}
-    channels = data_cls.channels_from_config(**data_kwargs)
+    train, monitor = _check_train(recipe)
+    data_cfg, loader_cfg = split_data(recipe["data"])
+    channels = data_cls.channels_from_config(**{k: v for k, v in data_cfg.items() if k != "type"})
     _check_batch_memory(data_cls, data_cfg, loader_cfg, channels, file)
     model_cls.validate(recipe, channels, file=file)
+    return Resolved(model=model_cls, dataset=data_cls, nets=net_classes, losses=loss_classes, train=train,
+                    loader=LoaderConfig(**loader_cfg), ema=ema, monitor=monitor, scorer=scorer)
 
 
 def _gib(n: float) -> str:
@@ -240,20 +202,22 @@ def check_data_paths(recipe: Recipe) -> None:
                                   value=path)
 
 
-def build(recipe: Recipe) -> Parts:
-    """Validate, then construct every part. Weights are initialised here: seed first."""
-    validate_recipe(recipe)
+def build(recipe: Recipe, resolved: Resolved | None = None) -> Parts:
+    """Construct every part (validating first unless ``resolved``, from ``validate_recipe``, is given). Weights
+    are initialised here: seed first."""
+    resolved = resolved or validate_recipe(recipe)
     file = recipe.source
-    data_cfg, loader_cfg = _split_data(recipe)
-    nets = {name: _build_net(cfg, key=f"nets.{name}", file=file) for name, cfg in recipe["nets"].items()}
-    losses = {name: LOSSES.build(cfg, key=f"losses.{name}", file=file) for name, cfg in recipe["losses"].items()}
+    data_cfg, _ = split_data(recipe["data"])
+    nets = {name: build_net_config(cfg, key=f"nets.{name}", file=file) for name, cfg in recipe["nets"].items()}
+    losses = {name: resolved.losses[name](**{k: v for k, v in cfg.items() if k != "type"})
+              for name, cfg in recipe["losses"].items()}
     apply_init_from(recipe, nets, file=file)  # before the model, optimizers and EMA see the nets
-    model = MODELS.build(split_model_config(recipe["model"])[0], key="model", file=file, nets=nets, losses=losses)
-    dataset = DATASETS.build(data_cfg, key="data", file=file)
+    model_cfg = split_model_config(recipe["model"])[0]
+    model = resolved.model(**{k: v for k, v in model_cfg.items() if k != "type"}, nets=nets, losses=losses)
+    dataset = resolved.dataset(**{k: v for k, v in data_cfg.items() if k != "type"})
     model.check_data(dataset, file=file)
-    ema = EMAConfig(**recipe["ema"]) if recipe.get("ema") is not None else None
-    return Parts(recipe=recipe, model=model, nets=nets, losses=losses, dataset=dataset,
-                 train=TrainConfig(**recipe["train"]), loader=LoaderConfig(**loader_cfg), ema=ema)
+    return Parts(recipe=recipe, model=model, nets=nets, losses=losses, dataset=dataset, train=resolved.train,
+                 loader=resolved.loader, ema=resolved.ema, monitor=resolved.monitor, scorer=resolved.scorer)
 
 
 def build_optimizers(recipe: Recipe, model: Any) -> dict:
@@ -263,33 +227,3 @@ def build_optimizers(recipe: Recipe, model: Any) -> dict:
         params = [p for n in names for p in model.nets[n].parameters()]
         out[group] = build_optimizer(recipe["optim"][group], params, key=f"optim.{group}", file=recipe.source)
     return out
-
-
-def build_net(recipe: dict, name: str, *, file: str) -> nn.Module:
-    """One net from a (stored) recipe, as translate and export need."""
-    _import_builtins()
-    load_plugins(recipe.get("plugins"), file=file)
-    return _build_net(recipe["nets"][name], key=f"nets.{name}", file=file)
-
-
-def _net_config(cfg: Any, *, key: str, file: str) -> tuple[Any, bool]:
-    """``spectral_norm: true`` works on every net: passed on where the net takes it, else applied after building."""
-    if not isinstance(cfg, dict) or "spectral_norm" not in cfg or "type" not in cfg:  # NETS.check says what is wrong
-        return cfg, False
-    cls = NETS.get(cfg.get("type"), key=f"{key}.type", file=file)
-    if "spectral_norm" in inspect.signature(cls.__init__).parameters:
-        return cfg, False
-    if not isinstance(cfg["spectral_norm"], bool):
-        raise RecipeError("must be true or false", file=file, key=f"{key}.spectral_norm", value=cfg["spectral_norm"],
-                          choices=[True, False])
-    return {k: v for k, v in cfg.items() if k != "spectral_norm"}, cfg["spectral_norm"]
-
-
-def _build_net(cfg: dict, *, key: str, file: str) -> nn.Module:
-    cfg, sn = _net_config(cfg, key=key, file=file)
-    net = NETS.build(cfg, key=key, file=file)
-    return apply_spectral_norm(net) if sn else net
-
-
-def train_config_fields() -> list[str]:
-    return [f.name for f in dataclasses.fields(TrainConfig)]

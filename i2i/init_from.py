@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .errors import RecipeError
+from .inference.export import find_export
 
 log = logging.getLogger("i2i")
 KEY = "init_from"
@@ -39,10 +40,10 @@ def split_model_config(cfg: Any) -> tuple[Any, Any]:
 
 
 def _export_root(path: str, *, key: str, file: str | None) -> Path:
+    found = find_export(path)
+    if found is not None:
+        return found
     p = Path(path).expanduser()
-    for candidate in (p, p / "export"):
-        if (candidate / "meta.json").is_file():
-            return candidate
     where = "" if p.is_absolute() else f" (relative to {Path.cwd()})"
     what = "no such folder" if not p.exists() else "not an export (no meta.json in it or in its export/ folder)"
     raise RecipeError(f"{what}{where}: init_from needs the export of an earlier run; train that stage first "

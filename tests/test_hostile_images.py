@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from i2i.arguments import check_arguments
 from i2i.cli import main
 from i2i.data import (
     LabeledImages,
@@ -35,7 +36,6 @@ from i2i.data import (
 )
 from i2i.data.io import UnreadableImage, probe_image, show_path
 from i2i.errors import DataError, RecipeError
-from i2i.registry import check_arguments
 from i2i.inference.translate import output_path
 
 from .conftest import photo_crops, tiny_cyclegan, write_recipe
@@ -443,11 +443,11 @@ def test_translate_writes_every_good_file_and_reports_the_bad(tiny_export, hosti
     stdout, err = capsys.readouterr()
     figures = last_json(stdout)
     assert code == 1 and figures["images"] == len(good) and figures["failed"] == len(bad)
-    for name, (h, w, c, dtype) in good.items():
+    for name, (h, w, _c, dtype) in good.items():
         back = read_image(out / name)
         assert back.shape[:2] == (h, w) and back.dtype == (np.uint8 if dtype == np.uint8 else np.uint16), name
     for name, reason in bad.items():
-        line = [l for l in err.splitlines() if l.startswith(f"i2i: skipped {root / name}:")]
+        line = [line for line in err.splitlines() if line.startswith(f"i2i: skipped {root / name}:")]
         assert len(line) == 1 and reason in line[0], name
     assert not (out / "link_out.jpg").is_symlink() and sorted(os.listdir(outside)) == ["photo_00.jpg"]
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from i2i.arguments import check_arguments
 from i2i.data import DEMOS, LabeledImages, ensure_demo, list_images, load_labeled_arrays, write_image
 from i2i.data.demo import MARKER
 from i2i.errors import DataError, RecipeError
-from i2i.registry import DATASETS, check_arguments
+from i2i.registry import DATASETS
 
 CLASSES = {"0": 0.2, "2": 0.5, "10": 0.8}  # class name -> mean brightness: the content encodes the label
 
@@ -68,7 +69,7 @@ def test_folder_and_npz_give_the_same_items_and_correct_labels(roots):
                 assert set(item) == {"real", "y", "path"}
                 real, y = item["real"], item["y"]
                 assert real.shape == (1, 32, 32) and real.dtype == torch.float32  # 28 px -> 32 px
-                assert -1 <= real.min() and real.max() <= 1
+                assert real.min() >= -1 and real.max() <= 1
                 assert y.dtype == torch.int64 and y.ndim == 0 and int(y) == ds.labels[i]
                 assert ds.class_names[int(y)] == decode(real)
     folder = LabeledImages(root=str(roots[0]))
@@ -199,7 +200,7 @@ def test_load_labeled_arrays_matches_the_data_set(roots):
                 assert images.shape == items.shape == (len(ds), channels, 32, 32) and images.dtype == torch.float32
                 assert labels.dtype == torch.int64 and labels.tolist() == ds.labels.tolist()
                 assert names == ds.class_names
-                assert -1 <= images.min() and images.max() <= 1
+                assert images.min() >= -1 and images.max() <= 1
                 assert (images - items).abs().mean() < 0.02  # bilinear vs bicubic resize of smooth images
 
 

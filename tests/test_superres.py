@@ -16,9 +16,10 @@ from torch import nn
 
 from i2i.data.superres import SuperResFolder, bicubic_downscale, dihedral, load_sr_pairs
 from i2i.errors import DataError, RecipeError
-from i2i.losses.perceptual import VGG19_FILE, PerceptualLoss, vgg19_layer_indices
 from i2i.evaluation.sr import bicubic_upscale, evaluate_sr, psnr, rgb_to_y, ssim
-from i2i.nets.rrdb import RRDBNet, UNetDiscriminatorSN, VGGDiscriminator
+from i2i.losses.perceptual import VGG19_FILE, PerceptualLoss, vgg19_layer_indices
+from i2i.nets.rrdb import RRDBNet
+from i2i.nets.sr_discriminators import UNetDiscriminatorSN, VGGDiscriminator
 from i2i.registry import DATASETS, LOSSES, NETS
 
 TINY_G = {"features": 8, "blocks": 1, "growth": 4}

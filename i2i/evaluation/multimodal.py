@@ -33,7 +33,7 @@ class FeatureSpace:
         from ..losses.perceptual import PerceptualLoss, imagenet_weights_path
         if weights == "auto":
             weights = "imagenet" if imagenet_weights_path().is_file() else None
-        layers = {name: 1.0 for name in FEATURE_LAYERS}
+        layers = dict.fromkeys(FEATURE_LAYERS, 1.0)
         if weights is None:
             self.name = "vgg19-random-init-seed0"
             with _quiet(), torch.random.fork_rng(devices=[]):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..arguments import check_arguments
 from ..errors import RecipeError
-from ..registry import check_arguments
 from .scoring import write_scores
 
 

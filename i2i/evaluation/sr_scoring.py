@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..arguments import check_arguments
 from ..errors import DataError, RecipeError
-from ..registry import DATASETS, check_arguments, config_value
+from ..registry import DATASETS, config_value
 from .scoring import write_scores
 
 FIGURES = ("psnr", "ssim", "psnr_y", "ssim_y")

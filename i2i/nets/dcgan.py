@@ -127,8 +127,9 @@ class DCGANGenerator(LatentInput, _FixedSize):
     smoke_args: ClassVar[dict] = {"z_dim": 8, "base_channels": 8, "size": 32, "num_classes": 3, "cat_codes": [3],
                                   "cont_codes": 2}
 
-    def __init__(self, z_dim: int = 100, num_classes: int = 0, label_mode: Literal["embedding", "onehot", "multiply"] = "embedding",
-                 embed_dim: int = 50, cat_codes: list[int] | None = None, cont_codes: int = 0, out_channels: int = 1,
+    def __init__(self, z_dim: int = 100, num_classes: int = 0,
+                 label_mode: Literal["embedding", "onehot", "multiply"] = "embedding", embed_dim: int = 50,
+                 cat_codes: list[int] | None = None, cont_codes: int = 0, out_channels: int = 1,
                  size: int = 32, base_channels: int = 64, upsample: Literal["transposed", "resize"] = "transposed",
                  norm: Norm = "batch", init: Init = "normal", init_gain: float = 0.02):
         super().__init__()
