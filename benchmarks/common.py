@@ -1,9 +1,10 @@
 """Shared pieces of the benchmarks: recipe parts without data, a plain step context, timing and memory helpers.
 
-``parts_for`` and ``Ctx`` are also imported by ``benchmarks/gpu.py`` (through ``run.py``).
+``parts_for`` is also imported by ``benchmarks/gpu.py`` (through ``run.py``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -17,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from i2i.build import build
-from i2i.models.base import frozen_modules
+from i2i.build import build, validate_recipe
 from i2i.recipe import load_recipe
 
 TRANSLATION = ("pix2pix", "cyclegan", "bicyclegan")
@@ -43,31 +43,8 @@ def parts_for(model: str, size: int, overrides: tuple[str, ...] | list[str] = ()
 
 
 def build_without_data(recipe):
-    import i2i.build as b
-    real = b.DATASETS.build
-    b.DATASETS.build = lambda *a, **k: None  # nets and losses only: the benchmark feeds random batches
-    try:
-        return build(recipe)
-    finally:
-        b.DATASETS.build = real
-
-
-class Ctx:
-    """The 15-line plain-torch step context (as the unit tests use): zero_grad, backward, step."""
-
-    def __init__(self, model, optimizers):
-        self.nets, self.opts, self.step = model.nets, optimizers, 0
-
-    def update(self, group, loss):
-        groups = (group,) if isinstance(group, str) else group
-        for g in groups:
-            self.opts[g].zero_grad(set_to_none=True)
-        loss.backward()
-        for g in groups:
-            self.opts[g].step()
-
-    def frozen(self, *names):
-        return frozen_modules(*(self.nets[n] for n in names))
+    """Nets, losses and model only: the benchmark feeds random batches, so the data set is not built."""
+    return build(recipe, dataclasses.replace(validate_recipe(recipe), dataset=lambda **kwargs: None))
 
 
 def random_batch(model_name: str, parts, batch: int, size: int, seed: int = 0) -> dict:

@@ -1,6 +1,7 @@
 """Quality of the conditional recipes on MNIST under a fixed CPU budget, as the built-in measure reports it.
 
-    python benchmarks/conditional_quality.py [--data ../shared/data/mnist/mnist.npz] [--steps 1500] [--models cgan,acgan,infogan]
+    python benchmarks/conditional_quality.py [--data ../shared/data/mnist/mnist.npz] [--steps 1500] \
+        [--models cgan,acgan,infogan]
 
 For each recipe: train for --steps steps (nets at base_channels 32, batch 64), scoring every 500 steps with the
 evaluation classifier trained once on the same data (its test accuracy is the ceiling), then `i2i eval` on the

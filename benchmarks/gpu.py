@@ -23,10 +23,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Ctx, parts_for  # noqa: E402
+from run import parts_for  # noqa: E402
 
-from i2i.build import TrainConfig, build_optimizers  # noqa: E402
-from i2i.engine.trainer import speed_options  # noqa: E402
+from i2i.build import build_optimizers  # noqa: E402
+from i2i.engine.hardware import speed_options  # noqa: E402
+from i2i.models.base import PlainContext  # noqa: E402
+from i2i.recipe import TrainConfig  # noqa: E402
 
 CONFIGS = {"fp32": dict(bf16=False, channels_last=False, compile=False),
            "bf16": dict(bf16=True, channels_last=False, compile=False),
@@ -49,7 +51,7 @@ def bench(model_name: str, size: int, batch: int, config: dict, warmup: int, ste
         model.nets[name] = speed_options(model.nets[name].cuda().train(), cfg)
     for loss in model.losses.values():
         loss.cuda()
-    ctx = Ctx(model, build_optimizers(recipe, model))
+    ctx = PlainContext(model, build_optimizers(recipe, model))
     g = torch.Generator(device="cuda").manual_seed(0)
     fmt = torch.channels_last if config["channels_last"] else torch.contiguous_format
     data = {k: (torch.rand(batch, 3, size, size, generator=g, device="cuda") * 2 - 1).contiguous(memory_format=fmt)

@@ -1,4 +1,4 @@
-"""PyTorch-GAN's ACGAN nets (eriklindernoren/PyTorch-GAN, implementations/acgan/acgan.py), written out for the benchmark.
+"""PyTorch-GAN's ACGAN nets (eriklindernoren/PyTorch-GAN, implementations/acgan/acgan.py), written out here.
 
 They exist so that the ACGAN reference figure (0.63 s/iter at 32 px, batch 64) can be compared at equal math:
 i2i's own ACGAN recipe uses DCGAN nets with about 7x fewer FLOPs per step. Recipes reach them by dotted path

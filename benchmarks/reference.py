@@ -48,7 +48,8 @@ def reference_step(model_name, model, opts, batch) -> None:
         opts["d"].step()
         set_requires_grad((n["d"],), False)
         opts["g"].zero_grad()
-        loss_g = adv.generator(n["d"](torch.cat([batch["real_a"], fake_b], 1))) + model.losses["l1"](fake_b, batch["real_b"])
+        loss_g = (adv.generator(n["d"](torch.cat([batch["real_a"], fake_b], 1)))
+                  + model.losses["l1"](fake_b, batch["real_b"]))
         loss_g.backward()
         opts["g"].step()
         return

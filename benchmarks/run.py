@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import ROOT, Ctx, build_without_data, parts_for  # noqa: F401  (gpu.py imports Ctx, parts_for)
+from common import ROOT, build_without_data, parts_for  # noqa: F401  (gpu.py imports parts_for)
 
 # ------------------------------------------------------------------------------------------- fixed figures
 # Reference implementations on this machine class (2 CPU cores, fp32, torch 2.14, default threads, batch 1
@@ -490,7 +490,8 @@ def print_targets(results: dict) -> None:
 def plan_jobs(mode: str, tmp: Path, only: set[str] | None) -> list[tuple[str, str, dict, float]]:
     """(result key, label, child spec, timeout s) for every measurement of this mode, inputs prepared in ``tmp``."""
     s = MODES[mode]
-    wanted = (lambda name: only is None or name in only)
+    def wanted(name):
+        return (only is None or name in only)
     jobs = []  # the ceiling always runs: fraction_of_ceiling needs it
     no_bf16 = bf16_missing()
     jobs.append(("ceiling", "ceiling (matmul, conv)", {"kind": "ceiling", **s["ceiling"], "bf16": not no_bf16}, 600))

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from i2i.cli import main as cli  # noqa: E402
+from tests.recipes import tiny_pix2pix  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -54,21 +55,14 @@ def make_data(root: Path, n: int = 24) -> None:
 
 
 def recipe(root: Path, out: Path, steps: int, checkpoint_every: int) -> dict:
-    return {
-        "name": "soak", "seed": 0,
-        "data": {"type": "paired_folder", "root": str(root), "layout": "folders", "a_channels": 1, "b_channels": 3,
-                 "size": 32, "load_size": 36, "flip": True, "batch_size": 4, "num_workers": 1},
-        "model": {"type": "pix2pix"},
-        "nets": {"g": {"type": "unet_generator", "in_channels": 1, "out_channels": 3, "base_channels": 8,
-                       "depth": 4, "norm": "batch", "dropout": 0.5},
-                 "d": {"type": "patchgan", "in_channels": 4, "base_channels": 8, "layers": 2, "norm": "batch"}},
-        "losses": {"adv": {"type": "adversarial", "mode": "vanilla"}, "l1": {"type": "l1", "weight": 100.0}},
-        "optim": {"g": {"type": "adam", "lr": 2.0e-4, "betas": [0.5, 0.999]},
-                  "d": {"type": "adam", "lr": 2.0e-4, "betas": [0.5, 0.999]}},
-        "ema": {"decay": 0.999},
-        "train": {"max_steps": steps, "log_every": 100, "sample_every": 500, "checkpoint_every": checkpoint_every,
-                  "keep_checkpoints": 2, "output_dir": str(out), "tensorboard": True},
-    }
+    """The test suite's tiny pix2pix, with batch 4, a loader worker, EMA and TensorBoard, as a real run has."""
+    r = tiny_pix2pix(root, out, max_steps=steps, log_every=100, sample_every=500, checkpoint_every=checkpoint_every,
+                     keep_checkpoints=2, tensorboard=True)
+    r["name"] = "soak"
+    r["data"].update(batch_size=4, num_workers=1)
+    r["ema"] = {"decay": 0.999}
+    r.pop("schedule")
+    return r
 
 
 def main() -> None:
@@ -111,18 +105,21 @@ def main() -> None:
         sys.exit(f"training failed with exit code {code}")
     logged = [s for s in samples if s[3] > 0]
     half = [s for s in logged if s[3] >= args.steps // 2]
-    slope = float(np.polyfit([s[3] for s in half], [s[1] for s in half], 1)[0] * 1000) if len(half) > 2 else float("nan")
+    slope = (float(np.polyfit([s[3] for s in half], [s[1] for s in half], 1)[0] * 1000) if len(half) > 2
+             else float("nan"))
     print(f"{'step':>7s} {'RSS MB':>8s} {'fds':>5s}")
     for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
         target = args.steps * frac
         s = min(logged, key=lambda x: abs(x[3] - target))
         print(f"{s[3]:7d} {s[1]:8.1f} {s[2]:5d}")
     fds = [s[2] for s in half]
-    result = {"steps": args.steps, "seconds": round(seconds, 1), "checkpoints_written": args.steps // args.checkpoint_every,
+    result = {"steps": args.steps, "seconds": round(seconds, 1),
+              "checkpoints_written": args.steps // args.checkpoint_every,
               "checkpoints_kept": checkpoints, "rss_mb_first_logged": round(logged[0][1], 1),
               "rss_mb_half": round(half[0][1], 1), "rss_mb_end": round(half[-1][1], 1),
               "rss_mb_peak": round(max(s[1] for s in samples), 1),
-              "rss_growth_mb_per_1k_steps": round(slope, 3), "fds_second_half_min": min(fds), "fds_second_half_max": max(fds)}
+              "rss_growth_mb_per_1k_steps": round(slope, 3), "fds_second_half_min": min(fds),
+              "fds_second_half_max": max(fds)}
     print(json.dumps(result))
 
 

@@ -72,8 +72,8 @@ def rss_mb() -> float:
 
 
 def make_export(folder: Path, net_cfg: dict) -> Path:
-    from i2i.build import build_net
     from i2i.inference.export import write_export
+    from i2i.nets import build_net
     from i2i.recipe import Recipe
     recipe = Recipe.of({"name": "bench", "model": {"type": "pix2pix"}, "nets": {"g": net_cfg}}, "bench")
     torch.manual_seed(0)

@@ -7,6 +7,7 @@ through ``translate_folder`` in tiles) and ``data`` (the folder data sets throug
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -79,51 +80,13 @@ def ceiling(spec: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- train
 def trainer_step(recipe, parts, batch: dict):
-    """The body of ``Trainer.fit``'s loop without data loading, logging or checkpoints, on the same objects:
-    Accelerate on the CPU, ``speed_options``, ``build_optimizers``, ``TrainContext``, ``to_device``, autocast,
-    the schedulers and the losses' statistics."""
-    from accelerate import Accelerator
+    """``Trainer.step``, the step ``Trainer.fit`` runs, on the same objects (Accelerate on the CPU, speed options,
+    optimizers, step context, autocast, schedulers, the losses' statistics), without data loading, logging or
+    checkpoints."""
+    from i2i.engine.trainer import Trainer
 
-    from i2i.build import TrainConfig, build_optimizers
-    from i2i.engine.trainer import TrainContext, cpu_settings, speed_options, to_device
-    from i2i.optim import build_scheduler
-
-    cfg = TrainConfig(**recipe["train"])
-    torch.set_flush_denormal(True)  # as Trainer.fit
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=True)
-    cpu_settings(cfg, threads=common.THREADS)  # as Trainer.fit on the CPU
-    model = parts.model
-    for name in list(model.nets):
-        model.nets[name] = accelerator.prepare(speed_options(parts.nets[name], cfg))
-    optimizers = {g: accelerator.prepare(o) for g, o in build_optimizers(recipe, model).items()}
-    schedulers = [build_scheduler(recipe.get("schedule"), o.optimizer, file=recipe.source) for o in optimizers.values()]
-    for loss in parts.losses.values():
-        loss.to(accelerator.device)
-    ctx = TrainContext(accelerator, model.nets, optimizers, model.optim_groups, cfg.grad_clip,
-                       schedule={"n_critic": cfg.n_critic, "g_steps": cfg.g_steps,
-                                 "d_warmup_steps": cfg.d_warmup_steps},
-                       critic_groups=model.critic_groups,
-                       constraints=tuple(x for x in parts.losses.values() if getattr(x, "weight_clip", None)))
-    state = {"step": 0}
-
-    def step():
-        b = to_device(batch, accelerator.device, cfg.channels_last)
-        ctx.step = state["step"]
-        for net in model.nets.values():
-            net.train()
-        for loss in parts.losses.values():
-            if hasattr(loss, "set_step"):
-                loss.set_step(state["step"])
-        with accelerator.autocast():
-            model.train_step(b, ctx)
-        for loss in parts.losses.values():
-            if hasattr(loss, "pop_stats"):
-                loss.pop_stats()
-        for s in schedulers:
-            s.step()
-        state["step"] += 1
-
-    return step
+    trainer = Trainer(recipe).prepare(parts, threads=common.THREADS)
+    return lambda: trainer.step(batch)
 
 
 def reference_train_step(recipe, parts, batch: dict):
@@ -235,11 +198,13 @@ def tiled(spec: dict) -> dict:
     multiple = size_multiple(export, name)
     tile, _ = check_tile(spec["tile"], spec["overlap"], multiple=multiple, min_size=min_size(export, name))
     ph, pw = -(-height // multiple) * multiple, -(-width // multiple) * multiple
-    tiles = len(tile_starts(ph, tile, spec["overlap"], multiple)) * len(tile_starts(pw, tile, spec["overlap"], multiple))
+    tiles = (len(tile_starts(ph, tile, spec["overlap"], multiple))
+             * len(tile_starts(pw, tile, spec["overlap"], multiple)))
     flops = tiles * _net_flops(net, net.in_channels, min(tile, ph), min(tile, pw))  # every tile has this size
     return {"seconds": seconds, "images_per_s": 1 / seconds, "megapixels_per_s": width * height / seconds / 1e6,
             "input": f"{width}x{height}", "tile": tile, "overlap": spec["overlap"], "tiles": tiles,
-            "batch": result.get("tile_batch", spec["batch"]), "flops_per_image": flops, "rss_before_mb": round(before, 1),
+            "batch": result.get("tile_batch", spec["batch"]), "flops_per_image": flops,
+            "rss_before_mb": round(before, 1),
             "peak_rss_mb": round(peak, 1), "peak_extra_mb": round(peak - before, 1)}
 
 
@@ -249,10 +214,8 @@ def _pss_tree_mb() -> float:
     def children(pid: int) -> list[int]:
         found = []
         for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 found += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
         return found
 
     total, todo = 0.0, [os.getpid()]

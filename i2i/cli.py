@@ -84,7 +84,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint_export import export_checkpoint
+    from .engine.checkpoint import export_checkpoint
     out = export_checkpoint(args.checkpoint, args.output)
     _json({"export": str(out)})
     return 0
@@ -105,8 +105,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .data.labeled import load_labeled_arrays
-    from .inference.export import load_export
     from .evaluation.conditional import evaluate_generator
+    from .inference.export import load_export
     device = _device(args.device)
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
     if export.meta.get("task") == "super_resolution":  # sr_pixel / esrgan exports: PSNR/SSIM against bicubic
@@ -157,10 +157,10 @@ def cmd_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from .build import _import_builtins
+    from .build import import_builtins
     from .optim import OPTIMIZERS, SCHEDULES
     from .registry import DATASETS, LOSSES, MODELS, NETS
-    _import_builtins()
+    import_builtins()
     for registry in (MODELS, NETS, LOSSES, DATASETS, OPTIMIZERS, SCHEDULES):
         print(f"{registry.kind}{'es' if registry.kind.endswith('s') else 's'}:")
         for name, cls in registry.items():
@@ -213,8 +213,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     tr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="fp32 (default), or bf16/fp16 autocast: convolutions in reduced precision, faster where the "
-                         "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX: bf16 translated CycleGAN 256 px "
-                         "images 1.8-2.2x faster on 2 cores), refused where it does not")
+                         "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX), refused where it does not")
     tr.add_argument("--compile", action="store_true",
                     help="run the net through torch.compile: each new input size first compiles (seconds to a "
                          "minute), then passes run faster; worth it for many images of one size, or tiles")

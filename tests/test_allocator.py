@@ -71,7 +71,7 @@ def test_user_chose_allocator(env, chosen):
 
 @pytest.mark.parametrize("value, called", [(True, 1), (False, 0)])
 def test_recipe_key_turns_it_on_and_off(paired_root, tmp_path, capsys, monkeypatch, value, called):
-    import i2i.engine.trainer as trainer
+    import i2i.engine.hardware as trainer
     calls = []
     monkeypatch.setattr(trainer, "keep_freed_memory", lambda: calls.append(1) or True)
     recipe = tiny_pix2pix(paired_root, tmp_path / "run", keep_freed_memory=value)

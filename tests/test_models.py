@@ -1,39 +1,15 @@
 """Models driven by a plain-torch context: group isolation (the most valuable GAN test) and pools."""
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
 from i2i.build import build
 from i2i.layers import ImagePool
-from i2i.models.base import frozen_modules
+from i2i.models.base import PlainContext
 from i2i.recipe import Recipe
 
 from .conftest import tiny_cyclegan, tiny_pix2pix
-
-
-class PlainContext:
-    """The trainer's contract in 15 lines of plain torch."""
-
-    def __init__(self, model, lr: float = 0.05):
-        self.nets, self.step = model.nets, 0
-        self.opts = {g: torch.optim.SGD([p for n in names for p in model.nets[n].parameters()], lr=lr)
-                     for g, names in model.optim_groups.items()}
-
-    def update(self, group, loss):
-        groups = (group,) if isinstance(group, str) else group
-        for g in groups:
-            self.opts[g].zero_grad(set_to_none=True)
-        loss.backward()
-        for g in groups:
-            self.opts[g].step()
-
-    @contextlib.contextmanager
-    def frozen(self, *names):
-        with frozen_modules(*(self.nets[n] for n in names)) as mods:
-            yield mods
 
 
 def params(model, names):

@@ -17,15 +17,18 @@ from i2i.cli import main
 from i2i.data.io import read_image, write_image
 from i2i.errors import I2IError
 from i2i.inference.export import interpolate_exports, load_export, write_export
-from i2i.recipe import Recipe
 from i2i.inference.tiling import (
     axis_windows,
     check_tile,
     iter_tiled_rows,
+    pad_to_multiple,
     tile_starts,
     tiled_forward,
 )
-from i2i.inference.translate import _input_tensor, pad_to_multiple
+from i2i.inference.tiling import (
+    input_tensor as _input_tensor,
+)
+from i2i.recipe import Recipe
 
 
 # ---------------------------------------------------------------- tiny nets (recipes name them by dotted path)
@@ -244,7 +247,7 @@ def run(*argv: str) -> int:
 
 
 def make_export(folder: Path, net_cfg: dict, *, seed: int = 0, state: dict | None = None) -> Path:
-    from i2i.build import build_net
+    from i2i.nets import build_net
     recipe = Recipe.of({"name": "tiny", "model": {"type": "pix2pix"}, "nets": {"g": net_cfg}}, "tiny")
     torch.manual_seed(seed)
     net = build_net(recipe, "g", file="tiny")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..build import MonitorConfig
+from ..recipe import MonitorConfig
 
 
 class NonFiniteError(RuntimeError):

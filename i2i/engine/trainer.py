@@ -4,11 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,410 +18,217 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .. import precision
-from ..allocator import keep_freed_memory
-from ..build import (
-    MonitorConfig,
-    Parts,
-    TrainConfig,
-    build,
-    build_optimizers,
-    validate_recipe,
-)
-from ..errors import I2IError, RecipeError
+from ..build import Parts, build, build_optimizers, validate_recipe
+from ..errors import I2IError
 from ..inference.export import write_export
 from ..inference.grid import save_grid
-from ..models.base import frozen_modules
 from ..optim import build_scheduler
 from ..recipe import Recipe
+from . import checkpoint
+from .context import TrainContext
+from .hardware import check_precision, cpu_settings, has_tensorboard, planned_device, speed_options, to_device
 from .monitor import HealthMonitor, NonFiniteError, output_range
 from .sampler import StepSampler
-from ..evaluation.scoring import scorer_for
+from .stops import StopSignals, TrainingInterrupted, TrainingStopped, ignore_stop_signals
 
 log = logging.getLogger("i2i")
-CHECKPOINTS = "checkpoints"
-
-
-class TrainingStopped(I2IError):
-    """The run stopped on a fault (NaN/Inf) before saving anything from after it."""
-
-
-class TrainingInterrupted(I2IError):
-    """SIGINT/SIGTERM: the run wrote a checkpoint at the current step and stopped; exit 128 + signal."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
-
-
-class StopSignals:
-    """Record SIGINT/SIGTERM instead of dying mid-step; a second SIGINT interrupts at once."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signum
-        print(f"\ni2i: {signal.Signals(signum).name} received: finishing this step and writing a checkpoint "
-              "(SIGINT again to quit at once)", file=sys.stderr, flush=True)
-
-    def name(self) -> str:
-        return signal.Signals(self.received).name if self.received else ""
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-
-class TrainContext:
-    """What a model sees of the trainer: ``update`` a group, run nets ``frozen``, the current ``step``.
-
-    Also applies the critic's weight clipping after each D update, measures gradient norms when ``measure`` is
-    set, and with ``skip_nonfinite`` drops updates whose loss or gradients are NaN/Inf.
-    """
-
-    def __init__(self, accelerator: Accelerator, nets: dict, optimizers: dict, groups: dict,
-                 grad_clip: float | None, *, schedule: dict | None = None, critic_groups: tuple = (),
-                 constraints: tuple = (), skip_nonfinite: bool = False, inject_nan_step: int | None = None):
-        self.accelerator, self.nets, self.optimizers = accelerator, nets, optimizers
-        self.groups, self.grad_clip, self.step = groups, grad_clip, 0
-        self.schedule = schedule or {}
-        self.critic_groups, self.constraints = critic_groups, constraints
-        self.skip_nonfinite, self.inject_nan_step = skip_nonfinite, inject_nan_step
-        self.measure = False
-        self.grad_norms: dict[str, torch.Tensor] = {}
-        self.skipped = 0
-
-    def _params(self, group: str) -> list[torch.Tensor]:
-        return [p for n in self.groups[group] for p in self.nets[n].parameters()]
-
-    def update(self, group: str | tuple[str, ...], loss: torch.Tensor) -> None:
-        """One backward of ``loss``, then a step of each named group (several: a loss two nets minimise jointly,
-        such as BicycleGAN's G and E, each with its own optimizer)."""
-        groups = (group,) if isinstance(group, str) else tuple(group)
-        if self.inject_nan_step is not None and self.step == self.inject_nan_step:
-            loss = loss * float("nan")
-        for g in groups:
-            self.optimizers[g].zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        norms = {}
-        for g in groups:
-            norm = None
-            if self.grad_clip:
-                norm = self.accelerator.clip_grad_norm_(self._params(g), self.grad_clip)
-            elif self.measure or self.skip_nonfinite:
-                grads = [p.grad for p in self._params(g) if p.grad is not None]
-                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else None
-            norms[g] = norm
-        if self.skip_nonfinite and not bool(torch.isfinite(loss.detach()) & torch.stack(
-                [torch.isfinite(n) for n in norms.values() if n is not None] or [torch.tensor(True)]).all()):
-            for g in groups:  # a host sync per update: the price of monitor.on_nan: skip
-                self.optimizers[g].zero_grad(set_to_none=True)
-            self.skipped += 1
-            return
-        for g in groups:
-            if norms[g] is not None and self.measure:
-                self.grad_norms[g] = norms[g].detach()
-            self.optimizers[g].step()
-            if g in self.critic_groups and self.constraints:
-                params = self._params(g)
-                for c in self.constraints:
-                    c.constrain(params)
-
-    @contextlib.contextmanager
-    def frozen(self, *names: str):
-        # unwrapped modules: a DDP wrapper would wait for gradients these nets never get
-        modules = tuple(self.accelerator.unwrap_model(self.nets[n]) for n in names)
-        with frozen_modules(*modules) as mods:
-            yield mods
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """Data loader workers leave SIGINT/SIGTERM to the main process. A signal sent to the whole process group
-    (Ctrl-C, `timeout`, a cluster scheduler cancelling the job) would otherwise kill the workers first, and the
-    main process would die of "DataLoader worker killed" instead of finishing its step and checkpointing; the
-    workers end when the main process shuts the loader down (or dies)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def speed_options(net: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
-    """``train.channels_last`` and ``train.compile`` applied to one net (the benchmarks use this too)."""
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        net.compile()  # in place: parameter names, checkpoints and exports stay as without compile
-    return net
-
-
-def cpu_settings(cfg: TrainConfig, threads: int | None = None) -> None:
-    """Training on the CPU: intra-op threads (``threads``, else ``train.cpu_threads``, else the cores shared out
-    among the local processes: `accelerate launch` exports OMP_NUM_THREADS=1 unless told otherwise) and, with
-    ``train.keep_freed_memory``, freed memory kept in the process (each step would otherwise fault its
-    activations and gradients in afresh). The benchmarks use this too."""
-    torch.set_num_threads(threads or cfg.cpu_threads or max(1, len(os.sched_getaffinity(0)) // _local_processes()))
-    if cfg.keep_freed_memory:
-        keep_freed_memory()
-
-
-def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
-    out = {}
-    for k, v in batch.items():
-        if torch.is_tensor(v):
-            v = v.to(device, non_blocking=True)
-            if channels_last and v.dim() == 4:
-                v = v.contiguous(memory_format=torch.channels_last)
-        out[k] = v
-    return out
-
-
-def check_precision(mixed_precision: str, allow_slow: bool, device: torch.device, file: str) -> None:
-    """bf16/fp16 autocast where the hardware lacks it is hundreds of times slower: stop, and say so. On a CPU that
-    has fast bf16 and trains in fp32, say that bf16 is there to be had."""
-    if device.type == "cpu" and mixed_precision in precision.FULL:
-        if os.environ.get("RANK", "0") != "0":  # one hint per run, not one per process
-            return
-        slowdown = precision.cpu_slowdown(torch.bfloat16)
-        if slowdown < precision.FAST:
-            log.info("this CPU runs bf16 matmuls %.1fx faster than fp32: train.mixed_precision=bf16 may train "
-                     "faster (autocast: convolutions in bf16, losses and weights in fp32)", 1 / slowdown)
-        return
-    reason = None if allow_slow else precision.unsupported(mixed_precision, device)
-    if reason:
-        raise RecipeError(f"{mixed_precision} mixed precision {reason}; set train.mixed_precision=no (or "
-                          "train.allow_slow_precision=true to insist)", file=file, key="train.mixed_precision",
-                          value=mixed_precision, choices=["no"])
-
-
-EXTRA_STATE = "i2i_state.pt"
-
-
-def load_extra_state(folder: Path, objects: dict, device: torch.device) -> None:
-    """Restore schedulers, EMAs and pools with ``weights_only=True``: a checkpoint cannot run code through them."""
-    path = folder / EXTRA_STATE
-    if path.is_file():
-        states = torch.load(path, map_location="cpu", weights_only=True)
-    else:  # checkpoints written before i2i_state.pt: Accelerate's custom_checkpoint_<i>.pkl, in registration order
-        states = {k: torch.load(folder / f"custom_checkpoint_{i}.pkl", map_location="cpu", weights_only=True)
-                  for i, k in enumerate(objects) if (folder / f"custom_checkpoint_{i}.pkl").is_file()}
-    missing = sorted(set(objects) - set(states))
-    if missing:
-        raise I2IError(f"{folder}: the checkpoint has no saved state for {', '.join(missing)}; it was written by a "
-                       "different recipe (ema, model or schedule changed?)")
-    for k, obj in objects.items():
-        obj.load_state_dict(states[k])
-        if hasattr(obj, "to"):
-            obj.to(device)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / CHECKPOINTS / "latest"
-    if pointer.is_file():
-        target = run_dir / CHECKPOINTS / pointer.read_text().strip()
-        if (target / "trainer_state.json").is_file():
-            return target
-    done = sorted(p for p in (run_dir / CHECKPOINTS).glob("step_*") if (p / "trainer_state.json").is_file())
-    return done[-1] if done else None
-
-
-def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
-    if resume is None:
-        return None
-    if resume in ("latest", "auto"):
-        found = latest_checkpoint(run_dir)
-        if found is None and resume == "latest":
-            raise I2IError(f"--resume latest: no checkpoint in {run_dir / CHECKPOINTS}")
-        return found
-    path = Path(resume)
-    if (path / CHECKPOINTS).is_dir():
-        path = latest_checkpoint(path) or path
-    if not (path / "trainer_state.json").is_file():
-        raise I2IError(f"--resume {resume}: not a checkpoint folder (no trainer_state.json)")
-    return path
 
 
 class Trainer:
-    """Runs one recipe: ``Trainer(recipe, resume=...).fit()``."""
+    """Runs one recipe: ``Trainer(recipe, resume=...).fit()``.
+
+    The recipe is validated once, here. ``prepare()`` sets up Accelerate and builds and prepares every part without
+    writing a file; ``step(batch)`` is one training step, the one ``fit`` runs (the benchmarks time it too).
+    """
 
     def __init__(self, recipe: Recipe, *, resume: str | None = None):
-        self.recipe = recipe
-        self.resume = resume
+        self.recipe, self.resume = recipe, resume
+        self.resolved = validate_recipe(recipe)  # before anything heavy happens
+        self.cfg = self.resolved.train
+        self.run_dir = Path(self.cfg.output_dir or Path("runs") / recipe["name"])
+        self.step_index = 0
 
-    def fit(self) -> dict[str, Any]:
-        recipe = self.recipe
-        validate_recipe(recipe)  # before anything heavy happens
-        cfg = TrainConfig(**recipe["train"])
-        # tiny gradients turn into denormal floats, which x86 CPUs process 10-100x slower (measured: a 7x7 conv
-        # backward 59 ms -> 2.6 ms, InstanceNorm 56 ms -> 0.1 ms); flushing them to zero loses nothing here
+    # ------------------------------------------------------------------ set-up
+    def _accelerate(self, *, trackers: list[str] | None = None, threads: int | None = None) -> None:
+        cfg = self.cfg
+        # tiny gradients turn into denormal floats, which x86 CPUs process 10-100x slower; flushing them to zero
+        # loses nothing here (docs/architecture.md, "CPU performance note")
         torch.set_flush_denormal(True)
-        run_dir = Path(cfg.output_dir or Path("runs") / recipe["name"])
-        resume_from = resolve_resume(self.resume, run_dir)
-        if resume_from is None and latest_checkpoint(run_dir) is not None:
-            raise I2IError(f"{run_dir} already holds checkpoints of an earlier run; continue it with "
-                           f"--resume latest, or start elsewhere with train.output_dir=<folder>")
-
-        device = _planned_device(cfg.cpu)
-        check_precision(cfg.mixed_precision, cfg.allow_slow_precision, device, recipe.source)
-        trackers = ["tensorboard"] if cfg.tensorboard and _has_tensorboard() else None
-        accelerator = Accelerator(
+        device = planned_device(cfg.cpu)
+        check_precision(cfg.mixed_precision, cfg.allow_slow_precision, device, self.recipe.source)
+        self.accelerator = Accelerator(
             # cpu=True on a machine without an accelerator: several launched processes then join over gloo
             mixed_precision=cfg.mixed_precision, cpu=device.type == "cpu", log_with=trackers,
-            project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")))
-        main = accelerator.is_main_process
-        if accelerator.device.type == "cpu":
-            cpu_settings(cfg)
-        if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+            project_config=ProjectConfiguration(project_dir=str(self.run_dir),
+                                                logging_dir=str(self.run_dir / "logs")))
+        if self.accelerator.device.type == "cpu":
+            cpu_settings(cfg, threads)
+
+    def _build(self, parts: Parts | None = None) -> None:
+        """Seed, build (unless ``parts`` are given), prepare each net and optimizer, schedulers, EMA, context."""
+        recipe, cfg, accelerator = self.recipe, self.cfg, self.accelerator
         set_seed(recipe["seed"])
-        parts = build(recipe)
-        model = parts.model
+        self.parts = parts or build(recipe, self.resolved)
+        self.model = model = self.parts.model
         for name in model.nets_required:  # each net separately: G and D are never one Module
-            model.nets[name] = accelerator.prepare(speed_options(parts.nets[name], cfg))
-        optimizers = {g: accelerator.prepare(o) for g, o in build_optimizers(recipe, model).items()}
-        schedulers = {g: build_scheduler(recipe.get("schedule"), o.optimizer, file=recipe.source)
-                      for g, o in optimizers.items()}
-        emas = {}
-        if parts.ema is not None:
-            avg = get_ema_multi_avg_fn(parts.ema.decay)
-            emas = {n: AveragedModel(accelerator.unwrap_model(model.nets[n]), multi_avg_fn=avg, use_buffers=True)
-                    for n in model.export}
-            for ema in emas.values():  # the copy is used for export and scoring only: no compiled forward
+            model.nets[name] = accelerator.prepare(speed_options(self.parts.nets[name], cfg))
+        self.optimizers = {g: accelerator.prepare(o) for g, o in build_optimizers(recipe, model).items()}
+        self.schedulers = {g: build_scheduler(recipe.get("schedule"), o.optimizer, file=recipe.source)
+                           for g, o in self.optimizers.items()}
+        self.emas = {}
+        if self.parts.ema is not None:
+            avg = get_ema_multi_avg_fn(self.parts.ema.decay)
+            self.emas = {n: AveragedModel(accelerator.unwrap_model(model.nets[n]), multi_avg_fn=avg,
+                                          use_buffers=True) for n in model.export}
+            for ema in self.emas.values():  # the copy is used for export and scoring only: no compiled forward
                 ema.module._compiled_call_impl = None
         # schedulers, EMAs and image pools: saved by us as plain tensors and numbers, loaded with weights_only
         # (Accelerate would pickle them as custom objects and load them with weights_only=False)
-        self._extra_state = {**{f"scheduler_{g}": s for g, s in schedulers.items()},
-                             **{f"ema_{n}": e for n, e in emas.items()}, **model.state_objects()}
-        for loss in parts.losses.values():
+        self.extra_state = {**{f"scheduler_{g}": s for g, s in self.schedulers.items()},
+                            **{f"ema_{n}": e for n, e in self.emas.items()}, **model.state_objects()}
+        for loss in self.parts.losses.values():
             loss.to(accelerator.device)
+        mcfg = self.resolved.monitor
+        self.monitor = HealthMonitor(mcfg, recipe=recipe, log_every=cfg.log_every)
+        self.ctx = TrainContext(
+            accelerator, model.nets, self.optimizers, model.optim_groups, cfg.grad_clip,
+            schedule={"n_critic": cfg.n_critic, "g_steps": cfg.g_steps, "d_warmup_steps": cfg.d_warmup_steps},
+            critic_groups=model.critic_groups,
+            constraints=tuple(loss for loss in self.parts.losses.values() if getattr(loss, "weight_clip", None)),
+            skip_nonfinite=mcfg.on_nan == "skip", inject_nan_step=mcfg.inject_nan_step)
+        self.g_range = output_range(model.nets[model.export[0]]) if model.export else None
 
-        start = 0
+    def prepare(self, parts: Parts | None = None, *, threads: int | None = None) -> Trainer:
+        """Accelerate, seed and every part, ready for ``step``; writes nothing (the benchmarks start here)."""
+        self._accelerate(threads=threads)
+        self._build(parts)
+        return self
+
+    def _resume_from(self, folder: Path) -> None:
+        self.accelerator.load_state(str(folder))
+        checkpoint.load_extra_state(folder, self.extra_state, self.accelerator.device)
+        self.step_index = checkpoint.read_trainer_state(folder)["step"]
+        log.info("resumed from %s at step %d", folder, self.step_index)
+
+    # ------------------------------------------------------------------ one step
+    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One training step on a batch from the loader: the model's update, the losses' statistics, the
+        schedulers and the EMA. Returns the step's figures as (device) tensors; advances ``step_index``."""
+        step, cfg, model, losses = self.step_index, self.cfg, self.model, self.parts.losses
+        batch = to_device(batch, self.accelerator.device, cfg.channels_last)
+        self.ctx.step = step
+        self.ctx.measure = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
+        self.monitor.observe_batch(step, batch, self.g_range)
+        for net in model.nets.values():
+            net.train()
+        for loss in losses.values():
+            if hasattr(loss, "set_step"):
+                loss.set_step(step)
+        with self.accelerator.autocast():
+            logs = model.train_step(batch, self.ctx)
+        for name, loss in losses.items():
+            if hasattr(loss, "pop_stats"):
+                prefix = "d/" if name == "adv" else f"d_{name}/"
+                logs.update({prefix + k: v for k, v in loss.pop_stats().items()})
+        for s in self.schedulers.values():
+            s.step()
+        if self.emas and step >= self.parts.ema.start_step:
+            for n, ema in self.emas.items():
+                ema.update_parameters(self.accelerator.unwrap_model(model.nets[n]))
+        self.step_index = step + 1
+        return logs
+
+    # ------------------------------------------------------------------ the run
+    def fit(self) -> dict[str, Any]:
+        cfg, run_dir = self.cfg, self.run_dir
+        resume_from = checkpoint.resolve_resume(self.resume, run_dir)
+        if resume_from is None and checkpoint.latest_checkpoint(run_dir) is not None:
+            raise I2IError(f"{run_dir} already holds checkpoints of an earlier run; continue it with "
+                           f"--resume latest, or start elsewhere with train.output_dir=<folder>")
+        trackers = ["tensorboard"] if cfg.tensorboard and has_tensorboard() else None
+        self._accelerate(trackers=trackers)
+        accelerator = self.accelerator
+        main = accelerator.is_main_process
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "recipe.yaml").write_text(self.recipe.to_yaml(), encoding="utf-8")
+        self._build()
         if resume_from is not None:
-            accelerator.load_state(str(resume_from))
-            load_extra_state(resume_from, self._extra_state, accelerator.device)
-            start = json.loads((resume_from / "trainer_state.json").read_text())["step"]
-            log.info("resumed from %s at step %d", resume_from, start)
-        mcfg = MonitorConfig(**(recipe.get("monitor") or {}))
-        monitor = HealthMonitor(mcfg, recipe=recipe, log_every=cfg.log_every)
-        ctx = TrainContext(accelerator, model.nets, optimizers, model.optim_groups, cfg.grad_clip,
-                           schedule={"n_critic": cfg.n_critic, "g_steps": cfg.g_steps,
-                                     "d_warmup_steps": cfg.d_warmup_steps},
-                           critic_groups=model.critic_groups,
-                           constraints=tuple(l for l in parts.losses.values() if getattr(l, "weight_clip", None)),
-                           skip_nonfinite=mcfg.on_nan == "skip", inject_nan_step=mcfg.inject_nan_step)
-        loader = self._loader(parts, accelerator, start)
-        fixed = self._fixed_batch(parts, accelerator.device)
-        health_batch = self._fixed_batch(parts, accelerator.device, mcfg.samples) if mcfg.enabled else None
-        g_range = output_range(model.nets[model.export[0]]) if model.export else None
-        scorer = scorer_for(model).for_recipe(recipe, parts, accelerator) if recipe.get("eval") else None
+            self._resume_from(resume_from)
+        start = self.step_index
+        loader = self._loader(start)
+        fixed = self._fixed_batch(cfg.sample_count)
+        mcfg = self.resolved.monitor
+        health_batch = self._fixed_batch(mcfg.samples) if mcfg.enabled else None
+        scorer = self.parts.scorer.for_recipe(self.recipe, self.parts, accelerator) if self.parts.scorer else None
         if trackers and main:
-            accelerator.init_trackers(recipe["name"])
+            accelerator.init_trackers(self.recipe["name"])
+        batches = iter(loader)
 
-        images_per_step = parts.loader.batch_size * accelerator.num_processes
+        images_per_step = self.parts.loader.batch_size * accelerator.num_processes
         sums: dict[str, torch.Tensor] = {}
         count, tick, t0, summary = 0, time.perf_counter(), time.perf_counter(), {}
-        bar = tqdm(total=cfg.max_steps, initial=start, disable=not main or None, dynamic_ncols=True,
-                   desc=recipe["name"])
-        batches = iter(loader)
-        step = start
+        self.bar = tqdm(total=cfg.max_steps, initial=start, disable=not main or None, dynamic_ncols=True,
+                        desc=self.recipe["name"])
         signals = StopSignals()  # SIGINT/SIGTERM: finish the step, write a checkpoint, exit cleanly
         try:
-            while step < cfg.max_steps:
-                batch = to_device(next(batches), accelerator.device, cfg.channels_last)
-                ctx.step = step
-                ctx.measure = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
-                monitor.observe_batch(step, batch, g_range)
-                for net in model.nets.values():
-                    net.train()
-                for loss in parts.losses.values():
-                    if hasattr(loss, "set_step"):
-                        loss.set_step(step)
-                with accelerator.autocast():
-                    logs = model.train_step(batch, ctx)
-                for name, loss in parts.losses.items():
-                    if hasattr(loss, "pop_stats"):
-                        prefix = "d/" if name == "adv" else f"d_{name}/"
-                        logs.update({prefix + k: v for k, v in loss.pop_stats().items()})
-                for s in schedulers.values():
-                    s.step()
-                if emas and step >= parts.ema.start_step:
-                    for n, ema in emas.items():
-                        ema.update_parameters(accelerator.unwrap_model(model.nets[n]))
-                for k, v in logs.items():
+            while self.step_index < cfg.max_steps:
+                for k, v in self.step(next(batches)).items():
                     sums[k] = sums[k] + v if k in sums else v.float()
                 count += 1
-                step += 1
-                bar.update(1)
+                step = self.step_index
+                self.bar.update(1)
                 if step % cfg.log_every == 0 or step == cfg.max_steps:
-                    extra = {f"grad/{g}": n for g, n in ctx.grad_norms.items()}
-                    if monitor.config.on_nan == "skip":
-                        extra["health/skipped_updates"] = torch.tensor(float(ctx.skipped))
-                    local = {}  # main process only: merged after the cross-rank reduction
-                    if health_batch is not None and main and monitor.wants_diversity(step):
-                        with self._eval_nets(model, accelerator):
-                            pair = model.health_samples(health_batch)
-                        if pair is not None:
-                            local = monitor.check_diversity(step, *pair)
-                    summary = self._log(accelerator, run_dir, step, sums, count, schedulers,
-                                        images_per_step * count / (time.perf_counter() - tick), bar, extra, local)
+                    summary = self._log(sums, count, images_per_step * count / (time.perf_counter() - tick),
+                                        health_batch)
                     sums, count, tick = {}, 0, time.perf_counter()
-                    ctx.grad_norms = {}
-                    try:
-                        monitor.check(step, summary)
-                    except NonFiniteError as exc:
-                        self._stop_on_fault(accelerator, run_dir, monitor, step, str(exc), bar)
-                    if main:
-                        self._log_warnings(run_dir, monitor.unlogged())
                 if main and (step % cfg.sample_every == 0 or step == cfg.max_steps):
-                    self._sample(model, fixed, run_dir / "samples" / f"step_{step:07d}.png", accelerator)
+                    self._sample(fixed, run_dir / "samples" / f"step_{step:07d}.png")
                 if scorer and main and (step % scorer.every == 0 or step == cfg.max_steps):
-                    summary.update(scorer.score(model, emas, run_dir, step, accelerator))
+                    summary.update(scorer.score(self.model, self.emas, run_dir, step, accelerator))
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                    bad = self._nonfinite(model, sums)
+                    bad = self._nonfinite(sums)
                     if bad:  # never let a checkpoint of broken weights become "latest"
-                        self._stop_on_fault(accelerator, run_dir, monitor, step, f"non-finite values in {bad}", bar)
-                    self._safe_checkpoint(accelerator, run_dir, step, model, cfg, parts, bar)
+                        self._stop_on_fault(f"non-finite values in {bad}")
+                    self._safe_checkpoint()
                 # one process checks its flag each step; several agree at log steps (every rank takes part)
                 if (signals.received is not None if accelerator.num_processes == 1 else
-                        step % cfg.log_every == 0 and self._any_rank(accelerator, signals.received is not None)):
-                    self._stop_on_signal(accelerator, run_dir, step, model, cfg, parts, signals, bar)
+                        step % cfg.log_every == 0 and self._any_rank(signals.received is not None)):
+                    self._stop_on_signal(signals)
         finally:
             signals.restore()
-        bar.close()
-        in_sync = self._ranks_in_sync(accelerator, model) if accelerator.num_processes > 1 else None
-        if main:
-            self._export(accelerator, run_dir, step, model, emas, parts)
+        self.bar.close()
+        return self._finish(summary, start, images_per_step, time.perf_counter() - t0)
+
+    def _finish(self, summary: dict, start: int, images_per_step: int, elapsed: float) -> dict[str, Any]:
+        """Export, close Accelerate, and the run's figures (the CLI prints them as one JSON line)."""
+        accelerator, step = self.accelerator, self.step_index
+        in_sync = self._ranks_in_sync() if accelerator.num_processes > 1 else None
+        if accelerator.is_main_process:
+            self._export()
         accelerator.wait_for_everyone()
         accelerator.end_training()
-        elapsed = time.perf_counter() - t0
-        result = {"run_dir": str(run_dir), **{k: v for k, v in summary.items() if k != "images_per_s"},
+        result = {"run_dir": str(self.run_dir), **{k: v for k, v in summary.items() if k != "images_per_s"},
                   "step": step, "steps_run": step - start, "seconds": round(elapsed, 2),
                   "images_per_s": round(images_per_step * (step - start) / max(elapsed, 1e-9), 2),
                   "processes": accelerator.num_processes}
         if in_sync is not None:
             result["rank_param_max_diff"] = in_sync
-        result["warnings"] = [w["warning"] for w in monitor.warnings]
-        if hasattr(parts.dataset, "skip_summary"):  # unusable image files left out (data.on_error: skip)
-            result["data"] = parts.dataset.skip_summary(log_summary=main)
+        result["warnings"] = [w["warning"] for w in self.monitor.warnings]
+        if hasattr(self.parts.dataset, "skip_summary"):  # unusable image files left out (data.on_error: skip)
+            result["data"] = self.parts.dataset.skip_summary(log_summary=accelerator.is_main_process)
         AcceleratorState._reset_state()  # a later fit() in this process may choose another precision
         return result
 
     # ------------------------------------------------------------------ pieces of fit()
-    def _loader(self, parts: Parts, accelerator: Accelerator, start: int) -> DataLoader:
-        lc = parts.loader
-        sampler = StepSampler(len(parts.dataset), lc.batch_size, seed=self.recipe["seed"],
+    def _loader(self, start: int) -> DataLoader:
+        lc, accelerator, dataset = self.parts.loader, self.accelerator, self.parts.dataset
+        sampler = StepSampler(len(dataset), lc.batch_size, seed=self.recipe["seed"],
                               rank=accelerator.process_index, world_size=accelerator.num_processes,
                               start_step=start)
         workers = lc.num_workers
         return DataLoader(
-            parts.dataset, batch_size=lc.batch_size, sampler=sampler, num_workers=workers,
+            dataset, batch_size=lc.batch_size, sampler=sampler, num_workers=workers,
             pin_memory=lc.pin_memory if lc.pin_memory is not None else accelerator.device.type == "cuda",
             persistent_workers=lc.persistent_workers and workers > 0, drop_last=True,
             prefetch_factor=lc.prefetch_factor if workers > 0 else None,
@@ -432,39 +236,61 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.recipe["seed"]),
             worker_init_fn=ignore_stop_signals if workers > 0 else None)
 
-    def _fixed_batch(self, parts: Parts, device: torch.device, count: int | None = None) -> dict:
-        n = min(count or parts.train.sample_count, len(parts.dataset))
-        picks = [round(i * (len(parts.dataset) - 1) / max(1, n - 1)) for i in range(n)]
-        items = [parts.dataset[(i, 0)] for i in picks]
-        return {k: torch.stack([it[k] for it in items]).to(device) for k in items[0] if torch.is_tensor(items[0][k])}
+    def _fixed_batch(self, count: int) -> dict:
+        dataset = self.parts.dataset
+        n = min(count, len(dataset))
+        picks = [round(i * (len(dataset) - 1) / max(1, n - 1)) for i in range(n)]
+        items = [dataset[(i, 0)] for i in picks]
+        return {k: torch.stack([it[k] for it in items]).to(self.accelerator.device)
+                for k in items[0] if torch.is_tensor(items[0][k])}
 
-    def _log(self, accelerator, run_dir, step, sums, count, schedulers, images_per_s, bar, extra=None,
-             local=None) -> dict:
+    def _log(self, sums: dict, count: int, images_per_s: float, health_batch: dict | None) -> dict:
+        """Means over the interval, reduced over ranks, plus gradient norms, health figures and learning rates:
+        to the trackers, log.jsonl and the progress bar; then the monitor's verdicts."""
+        accelerator, step, ctx = self.accelerator, self.step_index, self.ctx
+        extra = {f"grad/{g}": n for g, n in ctx.grad_norms.items()}
+        if self.monitor.config.on_nan == "skip":
+            extra["health/skipped_updates"] = torch.tensor(float(ctx.skipped))
+        local = {}  # main process only: merged after the cross-rank reduction
+        if health_batch is not None and accelerator.is_main_process and self.monitor.wants_diversity(step):
+            with self._eval_nets():
+                pair = self.model.health_samples(health_batch)
+            if pair is not None:
+                local = self.monitor.check_diversity(step, *pair)
         means = {k: v / count for k, v in sums.items()}
-        means.update({k: v.to(accelerator.device).float() for k, v in (extra or {}).items()})
+        means.update({k: v.to(accelerator.device).float() for k, v in extra.items()})
         keys = sorted(means)
         values = accelerator.reduce(torch.stack([means[k] for k in keys]), reduction="mean") if keys else []
         figures = {k: round(float(v), 5) for k, v in zip(keys, list(values))}
-        figures.update(local or {})
+        figures.update(local)
         figures = dict(sorted(figures.items()))
-        for group, s in schedulers.items():
+        for group, s in self.schedulers.items():
             figures[f"lr/{group}"] = s.get_last_lr()[0]
         figures["images_per_s"] = round(images_per_s, 2)
         if accelerator.is_main_process:
             accelerator.log(figures, step=step)
-            with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": step, **figures}) + "\n")
-            bar.set_postfix({k: f"{v:.3g}" for k, v in figures.items() if not k.startswith("lr/")}, refresh=False)
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in figures.items() if not k.startswith("lr/")},
+                                 refresh=False)
             if not sys.stderr.isatty():
                 print(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in figures.items()), file=sys.stderr,
                       flush=True)
-        return {"step": step, **figures}
+        ctx.grad_norms = {}
+        summary = {"step": step, **figures}
+        try:
+            self.monitor.check(step, summary)
+        except NonFiniteError as exc:
+            self._stop_on_fault(str(exc))
+        if accelerator.is_main_process:
+            self._log_warnings(self.monitor.unlogged())
+        return summary
 
-    @staticmethod
     @contextlib.contextmanager
-    def _eval_nets(model, accelerator):
+    def _eval_nets(self):
         """Main process only, so through the unwrapped nets (a DDP forward would wait for the other ranks);
         eval mode, no gradients, the recipe's autocast."""
+        model, accelerator = self.model, self.accelerator
         wrapped = model.nets
         model.nets = {k: accelerator.unwrap_model(n) for k, n in wrapped.items()}
         modes = {k: n.training for k, n in model.nets.items()}
@@ -478,136 +304,83 @@ class Trainer:
                 n.train(modes[k])
             model.nets = wrapped
 
-    def _sample(self, model, fixed, path: Path, accelerator) -> None:
-        with self._eval_nets(model, accelerator):
-            rows = model.visuals(fixed)
+    def _sample(self, fixed: dict, path: Path) -> None:
+        with self._eval_nets():
+            rows = self.model.visuals(fixed)
         save_grid(rows, path)
 
-    @staticmethod
-    def _nonfinite(model, sums: dict) -> str:
+    def _nonfinite(self, sums: dict) -> str:
         """Names of non-finite running losses or parameters (a host sync: checkpoint time only)."""
         bad = [k for k, v in sums.items() if not bool(torch.isfinite(v).all())]
-        for name, net in model.nets.items():
+        for name, net in self.model.nets.items():
             if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
                 bad.append(f"nets.{name} parameters")
         return ", ".join(bad)
 
-    def _stop_on_fault(self, accelerator, run_dir: Path, monitor, step: int, detail: str, bar) -> None:
-        bar.close()
-        last = latest_checkpoint(run_dir)
-        message = monitor.nan_message(step, detail, str(last) if last else None)
-        if accelerator.is_main_process:
-            monitor.warn("nonfinite", step, message, echo=False)  # the CLI prints the error itself
-            self._log_warnings(run_dir, monitor.unlogged())
-        accelerator.end_training()
+    def _close(self) -> None:
+        self.bar.close()
+        self.accelerator.end_training()
         AcceleratorState._reset_state()
+
+    def _stop_on_fault(self, detail: str) -> None:
+        last = checkpoint.latest_checkpoint(self.run_dir)
+        message = self.monitor.nan_message(self.step_index, detail, str(last) if last else None)
+        if self.accelerator.is_main_process:
+            self.monitor.warn("nonfinite", self.step_index, message, echo=False)  # the CLI prints the error itself
+            self._log_warnings(self.monitor.unlogged())
+        self._close()
         raise TrainingStopped(message)
 
-    def _safe_checkpoint(self, accelerator, run_dir: Path, step: int, model, cfg: TrainConfig, parts: Parts,
-                         bar) -> None:
+    def _safe_checkpoint(self) -> None:
         """A checkpoint, or (disk full, permissions...) a clean stop that keeps the last good one as ``latest``."""
+        model, step = self.model, self.step_index
         try:
-            self._checkpoint(accelerator, run_dir, step, model, cfg.keep_checkpoints, parts)
+            checkpoint.save_checkpoint(
+                self.accelerator, self.run_dir, step, recipe=self.recipe, extra_state=self.extra_state,
+                keep=self.cfg.keep_checkpoints,
+                trainer_state={"nets": list(model.nets_required), "export": list(model.export),
+                               "export_info": model.export_info(self.parts.dataset)})
         except OSError as exc:
-            shutil.rmtree(run_dir / CHECKPOINTS / f".tmp_step_{step:08d}", ignore_errors=True)
-            bar.close()
-            last = latest_checkpoint(run_dir)
+            last = checkpoint.latest_checkpoint(self.run_dir)
             keep = f"the last good checkpoint is {last}" if last else "no earlier checkpoint exists"
-            accelerator.end_training()
-            AcceleratorState._reset_state()
+            self._close()
             raise TrainingStopped(f"could not write the checkpoint of step {step} ({exc.strerror or exc}: "
-                                  f"{exc.filename or run_dir}); {keep}. Free space (or fix the folder), then "
+                                  f"{exc.filename or self.run_dir}); {keep}. Free space (or fix the folder), then "
                                   "continue with --resume latest") from exc
 
-    def _stop_on_signal(self, accelerator, run_dir, step, model, cfg, parts, signals, bar) -> None:
+    def _stop_on_signal(self, signals: StopSignals) -> None:
         name = signals.name() or "a stop signal on another process"
-        if latest_checkpoint(run_dir) is None or latest_checkpoint(run_dir).name != f"step_{step:08d}":
-            self._safe_checkpoint(accelerator, run_dir, step, model, cfg, parts, bar)
-        bar.close()
-        accelerator.end_training()
-        AcceleratorState._reset_state()
-        raise TrainingInterrupted(f"{name} at step {step}: checkpoint {run_dir / CHECKPOINTS / f'step_{step:08d}'} "
-                                  "written; continue with --resume latest", signum=signals.received or signal.SIGTERM)
+        folder = checkpoint.step_folder(self.run_dir, self.step_index)
+        last = checkpoint.latest_checkpoint(self.run_dir)
+        if last is None or last.name != folder.name:
+            self._safe_checkpoint()
+        self._close()
+        raise TrainingInterrupted(f"{name} at step {self.step_index}: checkpoint {folder} written; continue with "
+                                  "--resume latest", signum=signals.received or signal.SIGTERM)
 
-    @staticmethod
-    def _any_rank(accelerator, flag: bool) -> bool:
+    def _any_rank(self, flag: bool) -> bool:
+        accelerator = self.accelerator
         if accelerator.num_processes == 1:
             return flag
         return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), "sum").item() > 0)
 
-    @staticmethod
-    def _log_warnings(run_dir: Path, warnings: list[dict]) -> None:
+    def _log_warnings(self, warnings: list[dict]) -> None:
         if warnings:
-            with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
                 f.writelines(json.dumps(w) + "\n" for w in warnings)
 
-    def _checkpoint(self, accelerator, run_dir: Path, step: int, model, keep: int, parts: Parts) -> None:
-        """save_state into a temporary folder, then rename and move the ``latest`` pointer (never half-written)."""
-        folder = run_dir / CHECKPOINTS
-        final, tmp = folder / f"step_{step:08d}", folder / f".tmp_step_{step:08d}"
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            folder.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            torch.save({k: v.state_dict() for k, v in self._extra_state.items()}, tmp / EXTRA_STATE)
-            (tmp / "recipe.yaml").write_text(self.recipe.to_yaml(), encoding="utf-8")
-            state = {"step": step, "nets": list(model.nets_required), "export": list(model.export),
-                     "export_info": model.export_info(parts.dataset)}
-            (tmp / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            pointer_tmp = folder / ".latest.tmp"
-            pointer_tmp.write_text(final.name)
-            os.replace(pointer_tmp, folder / "latest")
-            for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-
-    @staticmethod
-    def _ranks_in_sync(accelerator, model) -> float:
+    def _ranks_in_sync(self) -> float:
         """Largest difference, over ranks, of per-net parameter checksums (0.0 when DDP kept them identical)."""
+        accelerator = self.accelerator
         sums = torch.stack([torch.cat([p.detach().double().flatten() for p in net.parameters()]).abs().sum()
-                            for net in model.nets.values()]).to(accelerator.device)
+                            for net in self.model.nets.values()]).to(accelerator.device)
         every = accelerator.gather(sums.unsqueeze(0)).view(accelerator.num_processes, -1)
         return float((every - every[0]).abs().max())
 
-    def _export(self, accelerator, run_dir: Path, step: int, model, emas: dict, parts: Parts) -> None:
-        sds = {}
-        for name in model.export:
-            if name in emas:
-                sds[name] = emas[name].module.state_dict()
-            else:
-                sds[name] = accelerator.unwrap_model(model.nets[name]).state_dict()
-        meta = {**export_meta(self.recipe, model, step, bool(emas)), **model.export_info(parts.dataset)}
-        write_export(self.recipe, sds, run_dir / "export", meta)
-
-
-def export_meta(recipe: Recipe, model, step: int, ema: bool) -> dict:
-    return {"model": recipe["model"]["type"], "step": step, "ema": ema, "directions": dict(model.directions),
-            "name": recipe["name"]}
-
-
-def _planned_device(force_cpu: bool) -> torch.device:
-    """The device Accelerate will pick, known before it is created (so precision can be refused first)."""
-    if not force_cpu and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _local_processes() -> int:
-    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-
-
-def _has_tensorboard() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    def _export(self) -> None:
+        model, emas = self.model, self.emas
+        sds = {name: emas[name].module.state_dict() if name in emas
+               else self.accelerator.unwrap_model(model.nets[name]).state_dict() for name in model.export}
+        meta = {**checkpoint.export_meta(self.recipe, model.directions, self.step_index, bool(emas)),
+                **model.export_info(self.parts.dataset)}
+        write_export(self.recipe, sds, self.run_dir / "export", meta)
