@@ -3,9 +3,8 @@
 glibc's malloc serves blocks above its mmap threshold (128 KiB, rising to at most 32 MiB) with fresh ``mmap``
 calls and gives them back with ``munmap`` on free, and it trims the top of its heap as soon as a few MiB there
 are free. A training step frees and reallocates the same activations and gradients every iteration, so on the
-CPU each step faults its working set in again from the kernel, zeroed page by page. On 2 cores we measured a
-pix2pix 128 px step at 6.3 million minor page faults and about 18% of its CPU time in the kernel for a 60 s run;
-keeping freed memory in the process cut that to 0.9 million and the step from 0.24 s to 0.17 s.
+CPU each step faults its working set in again from the kernel, zeroed page by page (the measured cost is in
+benchmarks/README.md, "Figures moved out of the code").
 
 ``keep_freed_memory`` raises both thresholds at run time with ``mallopt``, so big blocks come from the heap and
 stay there for the next step. The peak resident size is the same working set as before (freed blocks are

@@ -96,7 +96,7 @@ class ImagePool:
         self.size = int(state["size"])
         self.images = list(state["images"])
 
-    def to(self, device: torch.device) -> "ImagePool":
+    def to(self, device: torch.device) -> ImagePool:
         self.images = [t.to(device) for t in self.images]
         return self
 

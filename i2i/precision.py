@@ -1,8 +1,7 @@
 """Reduced precision (bf16/fp16 autocast) only where the hardware has it: training and translate ask here first.
 
-Some CPUs run bf16 convolutions about twice as fast as fp32 (AVX512-BF16 or AMX: a 3x3 conv forward went from
-415 to 804 GFLOP/s on 2 AMD EPYC cores with AVX512-BF16); others emulate it hundreds of times slower. CPU flags are not trusted: a
-quick matmul probe decides.
+Some CPUs run bf16 convolutions about twice as fast as fp32 (AVX512-BF16 or AMX; figures in benchmarks/README.md);
+others emulate it hundreds of times slower. CPU flags are not trusted: a quick matmul probe decides.
 """
 from __future__ import annotations
 

@@ -182,7 +182,8 @@ def test_statistics_accuracy_and_wasserstein_estimate():
 
 
 def test_multi_head_d_logits_picker():
-    d = lambda x: {"adv": x.flatten(1).mean(1), "class": x.flatten(1)}
+    def d(x):
+        return {"adv": x.flatten(1).mean(1), "class": x.flatten(1)}
     loss, real_out, _ = AdversarialLoss("hinge").d_loss(d, torch.ones(2, 3), -torch.ones(2, 3),
                                                               logits=lambda o: o["adv"])
     assert loss.item() == pytest.approx(0.0) and set(real_out) == {"adv", "class"}

@@ -10,8 +10,8 @@ from PIL import Image
 
 from i2i.build import build
 from i2i.cli import main
-from i2i.losses import AuxClassificationLoss, MutualInformationLoss
 from i2i.evaluation import frechet_distance, matched_accuracy
+from i2i.losses import AuxClassificationLoss, MutualInformationLoss
 from i2i.recipe import Recipe, load_recipe
 
 from .conftest import ROOT, write_recipe

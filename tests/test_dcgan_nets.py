@@ -159,7 +159,8 @@ def test_aux_discriminator_heads(kwargs: dict, keys: set) -> None:
                                         (AuxDiscriminator, {"num_classes": 3, "cat_codes": [3], "cont_codes": 1})])
 def test_spectral_norm(cls: type, kwargs: dict) -> None:
     def wrapped(net: nn.Module) -> list[bool]:
-        return [parametrize.is_parametrized(m, "weight") for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        return [parametrize.is_parametrized(m, "weight") for m in net.modules()
+                if isinstance(m, (nn.Conv2d, nn.Linear))]
     plain, sn = cls(**TINY, **kwargs), cls(spectral_norm=True, norm="none", **TINY, **kwargs)
     assert wrapped(plain) and not any(wrapped(plain))
     assert all(wrapped(sn)) and len(wrapped(sn)) == len(wrapped(plain))

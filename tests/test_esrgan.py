@@ -18,8 +18,8 @@ from i2i.build import build, validate_recipe
 from i2i.cli import main
 from i2i.data.demo import ensure_demo
 from i2i.data.io import list_images
-from i2i.evaluation.sr_scoring import SRScorer, load_eval_pairs, score_pairs
 from i2i.errors import RecipeError
+from i2i.evaluation.sr_scoring import SRScorer, load_eval_pairs, score_pairs
 from i2i.init_from import apply_init_from, mismatch
 from i2i.optim import SCHEDULES, CosineRestarts, MultiStep, build_scheduler
 from i2i.recipe import Recipe, load_recipe
@@ -420,7 +420,8 @@ def test_sr_demo_data(tmp_path):
     train, val = list_images(tmp_path / "sr"), list_images(tmp_path / "sr_val")
     assert len(train) == 200 and len(val) == 12
     assert {Image.open(p).size for p in train} == {(96, 96)} and {Image.open(p).size for p in val} == {(128, 128)}
-    photos = lambda files: {p.stem.split("_")[0] if p.parent.name == "sr" else p.stem.split("_")[1] for p in files}
+    def photos(files):
+        return {p.stem.split("_")[0] if p.parent.name == "sr" else p.stem.split("_")[1] for p in files}
     assert not photos(train) & photos(val)  # validation photos are never trained on
     assert [p.stem for p in sorted(val)[:4]] == ["00_coffee", "00_flower", "01_coffee_half", "01_flower_half"]
 

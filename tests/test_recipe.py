@@ -53,7 +53,8 @@ def test_a_changed_type_replaces_the_base_component(tmp_path):
 
 
 def test_overrides_are_yaml_values():
-    r = load_recipe(PIX2PIX, ["train.max_steps=500", "data.root=/x/y", "nets.g.dropout=0.0", "optim.g.betas=[0.9, 0.99]"])
+    r = load_recipe(PIX2PIX, ["train.max_steps=500", "data.root=/x/y", "nets.g.dropout=0.0",
+                              "optim.g.betas=[0.9, 0.99]"])
     assert r["train"]["max_steps"] == 500 and r["data"]["root"] == "/x/y"
     assert r["nets"]["g"]["dropout"] == 0.0 and r["optim"]["g"]["betas"] == [0.9, 0.99]
 

@@ -102,9 +102,11 @@ def test_resume_equals_uninterrupted(make, root_fixture, request, tmp_path, caps
 
 def test_two_identical_runs_give_identical_losses(paired_root, tmp_path, capsys):
     for name in ("x", "y"):
-        assert run("train", str(write_recipe(tmp_path / f"{name}.yaml", tiny_pix2pix(paired_root, tmp_path / name)))) == 0
+        recipe = write_recipe(tmp_path / f"{name}.yaml", tiny_pix2pix(paired_root, tmp_path / name))
+        assert run("train", str(recipe)) == 0
     x, y = ((tmp_path / n / "log.jsonl").read_text() for n in ("x", "y"))
-    strip = lambda text: [{k: v for k, v in json.loads(l).items() if k != "images_per_s"} for l in text.splitlines()]
+    def strip(text):
+        return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in text.splitlines()]
     assert strip(x) == strip(y)
 
 
@@ -133,7 +135,7 @@ def test_two_processes_keep_identical_parameters(paired_root, tmp_path):
                            str(ROOT / "train.py"), str(recipe)], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [l for l in proc.stdout.strip().splitlines() if l.startswith("{")]
+    lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
     assert len(lines) == 1  # one summary, from rank 0
     result = json.loads(lines[0])
     assert result["processes"] == 2 and result["rank_param_max_diff"] == 0.0

@@ -283,7 +283,8 @@ def _transform(transform, arrays: dict[str, np.ndarray], seed: int, paths: dict)
     try:
         return apply_transform(transform, arrays, seed)
     except Exception as exc:  # albumentations raises plain Exception subclasses (CropSizeError)
-        shown = ", ".join(f"{show_path(p)} ({a.shape[1]}x{a.shape[0]})" for p, a in zip(paths.values(), arrays.values()))
+        shown = ", ".join(f"{show_path(p)} ({a.shape[1]}x{a.shape[0]})"
+                          for p, a in zip(paths.values(), arrays.values()))
         raise DataError(f"data.transforms failed on {shown}: {exc} (a crop larger than the image? resize first, "
                         "or use pad_if_needed)") from exc
 
@@ -345,7 +346,7 @@ def _match(folder_a: Path, folder_b: Path, expected: str,
 
 @DATASETS.register("paired_folder")
 class PairedFolder(FolderDataset):
-    """Paired (pix2pix): <split>/*.png as A|B side by side, or <split>/A/ + <split>/B/ -> real_a, real_b, path_a, path_b.
+    """Paired (pix2pix): <split>/*.png as A|B side by side, or <split>/A/ + <split>/B/ -> real_a, real_b, paths.
 
     A pair with an unusable file is left out whole (``on_error: skip``).
     """

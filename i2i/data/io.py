@@ -1,6 +1,7 @@
 """Image files <-> arrays <-> tensors, keeping channel count and bit depth (8/16-bit, float TIFF)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -214,10 +215,8 @@ def _decode(data: bytes) -> np.ndarray:
             return _decode_tiff(data)
         im.load()
         if im.mode in _EIGHT_BIT_MODES:
-            try:
+            with contextlib.suppress(Exception):  # a broken EXIF block: the pixels are fine, keep them as stored
                 im = ImageOps.exif_transpose(im)
-            except Exception:  # noqa: BLE001, S110  a broken EXIF block: the pixels are fine, keep them as stored
-                pass
         return _from_pil(im)
 
 

@@ -16,7 +16,8 @@ Paired crops are aligned: the LR crop of ``gt_size / scale`` pixels at (y, x) go
 ``degradations`` (albumentations pixel-level transforms: blur, noise, JPEG ...) act on the LR image only.
 Images smaller than a crop raise DataError naming the file (no padding: padded borders would teach the net
 to invent edges), whatever ``on_error`` says: that is a choice of ``gt_size``, not a damaged file. ``on_error``
-(``skip`` | ``fail``) governs unreadable files as in the folder data sets: a pair with one is left out. ``crop: false`` gives whole images (HR trimmed to a multiple of ``scale``) for evaluation;
+(``skip`` | ``fail``) governs unreadable files as in the folder data sets: a pair with one is left out.
+``crop: false`` gives whole images (HR trimmed to a multiple of ``scale``) for evaluation;
 set ``augment: false`` too for a deterministic evaluation set.
 """
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _degradations(spec: Any, key: str) -> A.Compose | None:
 
 @DATASETS.register("superres_folder")
 class SuperResFolder(FolderDataset):
-    """(LR, HR) pairs from an HR folder (LR made on the fly) or LR/HR files -> real_a (LR), real_b (HR), path_a, path_b."""
+    """(LR, HR) pairs from an HR folder (LR made on the fly) or LR/HR files -> real_a (LR), real_b (HR), paths."""
 
     def __init__(self, *, root: str, lr_root: str | None = None, scale: int = 4, gt_size: int = 128,
                  crop: bool = True, augment: bool = True, channels: int = 3, degradations: list | None = None,

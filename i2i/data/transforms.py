@@ -71,7 +71,7 @@ def build_transform(size: int, load_size: int | None, flip: bool, spec: list | N
             steps = [A.Resize(size, size, **resize)]
         if flip:
             steps.append(A.HorizontalFlip(p=0.5))
-    return A.Compose(steps, additional_targets={t: "image" for t in targets[1:]})
+    return A.Compose(steps, additional_targets=dict.fromkeys(targets[1:], "image"))
 
 
 def apply_transform(transform: A.Compose, arrays: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:

@@ -6,9 +6,8 @@ cache (where ``torchvision.models.vgg19(weights='IMAGENET1K_V1')`` leaves it); a
 """
 from __future__ import annotations
 
-import math
-
 import logging
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
