@@ -2,6 +2,8 @@
 building or reading anything, and returns the classes it resolved; ``build`` constructs from those."""
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .arguments import check_arguments, dry_build
-from .errors import RecipeError, recipe_file
+from .arguments import ARGUMENT_ERRORS, check_arguments, dry_build
+from .errors import DataError, RecipeError, recipe_file
 from .evaluation.scoring import scorer_for
 from .init_from import apply_init_from, check_init_from, split_model_config
 from .nets.factory import build_net_config, net_config
@@ -89,6 +91,7 @@ def _check_components(recipe: Recipe) -> tuple[type, type, dict[str, type], dict
     data_cfg, loader_cfg = split_data(recipe["data"])
     check_arguments(LoaderConfig, loader_cfg, key="data", file=file)
     check_positive(LoaderConfig(**loader_cfg), ("batch_size", "prefetch_factor"), "data", file)
+    _check_workers(LoaderConfig(**loader_cfg).num_workers, file)
     data_cls = DATASETS.check(data_cfg, key="data", file=file, also_valid=LOADER_KEYS)
     model_cls = MODELS.check(split_model_config(recipe["model"])[0], key="model", file=file,
                              provided=("nets", "losses"), also_valid=("init_from",))
@@ -96,10 +99,13 @@ def _check_components(recipe: Recipe) -> tuple[type, type, dict[str, type], dict
     _check_names(recipe, "losses", model_cls.losses_required, model_cls.losses_optional)
     _check_names(recipe, "optim", tuple(model_cls.groups_for(recipe["nets"] or {})))
     net_classes = {}
+    contract = model_cls.export_contract() if hasattr(model_cls, "export_contract") else {}
     for name, cfg in recipe["nets"].items():
         net_cfg = net_config(cfg, key=f"nets.{name}", file=file)[0]
         net_classes[name] = NETS.check(net_cfg, key=f"nets.{name}", file=file)
         dry_build(net_classes[name], net_cfg, key=f"nets.{name}", file=file)
+        if contract.get(name):
+            _check_contract(recipe, name, contract[name], model_cls, file)
     check_init_from(recipe, file=file,  # model.init_from: the export exists, has the net, and its shapes fit
                     make_net=lambda n: build_net_config(recipe["nets"][n], key=f"nets.{n}", file=file))
     loss_classes = {name: LOSSES.check(cfg, key=f"losses.{name}", file=file) for name, cfg in recipe["losses"].items()}
@@ -112,6 +118,50 @@ def _check_components(recipe: Recipe) -> tuple[type, type, dict[str, type], dict
         dry_build(SCHEDULES.check(recipe["schedule"], key="schedule", file=file), recipe["schedule"],
                   key="schedule", file=file, meta=False)
     return model_cls, data_cls, net_classes, loss_classes
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+MIN_WORKER_LIMIT = 4  # data.num_workers up to this always passes: a recipe written for a larger machine still runs
+
+
+def _check_workers(workers: Any, file: str | None) -> None:
+    """data.num_workers: at most the CPU cores (or MIN_WORKER_LIMIT). Each is a forked process; more than the
+    cores only compete for them, and 100000 of them never finish starting."""
+    cores = cpu_count()
+    limit = max(cores, MIN_WORKER_LIMIT)
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers > limit:
+        why = f"the CPU cores here ({cores})" if limit == cores else f"{limit} (this machine has {cores} CPU cores)"
+        raise RecipeError(f"more data loader worker processes than can run here: use at most {why}; 0 loads in the "
+                          "training process, which suits cached or small data", file=file, key="data.num_workers",
+                          value=workers)
+
+
+def _check_contract(recipe: Recipe, name: str, attributes: dict[str, str], model_cls: type,
+                    file: str | None) -> None:
+    """An exported net has the attributes that the commands running an export alone (translate, tiling, sample,
+    eval) read from it: built on the meta device (no memory, no weights) and looked at."""
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            net = build_net_config(recipe["nets"][name], key=f"nets.{name}", file=file)
+    except (NotImplementedError, RecipeError, *ARGUMENT_ERRORS):  # dry_build has judged the arguments: no verdict
+        return
+    for attribute, why in attributes.items():
+        value = getattr(net, attribute, None)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            found = "has none" if not hasattr(net, attribute) else f"has {value!r}"
+            raise RecipeError(
+                f"model '{recipe['model']['type']}' exports this net, and {type(net).__name__} must have a positive "
+                f"integer attribute '{attribute}' ({why}); it {found}. Set self.{attribute} in its __init__ (README: "
+                "\"Components and your own code\")", file=file, key=f"nets.{name}",
+                value=recipe["nets"][name].get("type"))
 
 
 def _section(recipe: Recipe, name: str, schema: type, example: str) -> Any:
@@ -185,21 +235,79 @@ def _check_batch_memory(data_cls: Any, data_cfg: dict, loader_cfg: dict, channel
                           value=size if size**2 * per_pixel * 8 > MAX_BATCH_BYTES else batch)
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
 def check_data_paths(recipe: Recipe) -> None:
-    """For ``i2i check``: the data the recipe names exists (a demo data set is built on first use)."""
+    """The data the recipe names exists. A demo data set that is not there yet passes at its own place only,
+    data/demo/<demo>, where it is built on first use; a mistyped data.root is never filled with demo data."""
+    from .data.demo import DEMO_PLACE, is_demo_place
     file = recipe.source
     data, ev = recipe["data"], recipe.get("eval") or {}
-    for key, path, skip in (("data.root", data.get("root"), data.get("demo") is not None),
-                            ("eval.data", ev.get("data"), False)):
-        if isinstance(path, str) and not skip:
-            try:
-                found = Path(path).exists()
-            except (OSError, ValueError):  # a name too long, a NUL byte
-                found = False
-            if not found:
-                where = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
-                raise RecipeError(f"no such file or folder{where}; point {key} at your data", file=file, key=key,
-                                  value=path)
+    demo = data.get("demo")
+    for key, path in (("data.root", data.get("root")), ("eval.data", ev.get("data"))):
+        if not isinstance(path, str) or _exists(path):
+            continue
+        where = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
+        if key == "data.root" and isinstance(demo, str):
+            if is_demo_place(path, demo):
+                continue  # built on first use
+            place = "/".join((*DEMO_PLACE, demo))
+            raise RecipeError(f"no such folder{where}. The demo data set '{demo}' is built on first use only at its "
+                              f"own place, {place}, not at any data.root: point data.root at your data or at "
+                              f"{place}; to build the demo elsewhere, run python -m i2i.data.demo {demo} {path}",
+                              file=file, key=key, value=path)
+        raise RecipeError(f"no such file or folder{where}; point {key} at your data", file=file, key=key, value=path)
+
+
+def check_data_layout(recipe: Recipe) -> None:
+    """The data set's files are there in its layout (listing, not decoding): ``check_layout`` of its class."""
+    data_cfg, _ = split_data(recipe["data"])
+    data_cls = DATASETS.get(data_cfg.get("type"), key="data.type", file=recipe.source)
+    root = data_cfg.get("root")
+    if not hasattr(data_cls, "check_layout") or (
+            isinstance(root, str) and data_cfg.get("demo") is not None and not _exists(root)):
+        return  # a plug-in data set without the check; a demo data set to be built at its own place
+    try:
+        data_cls.check_layout(**{k: v for k, v in data_cfg.items() if k != "type"})
+    except DataError as exc:
+        raise RecipeError(f"the data is not in the layout '{data_cfg.get('type')}' reads: {exc}", file=recipe.source,
+                          key="data.root", value=root) from exc
+
+
+def check_output_dir(recipe: Recipe) -> None:
+    """The run folder (train.output_dir, else runs/<name>) is a folder, or can be made: no file is in the way."""
+    output_dir = recipe["train"].get("output_dir")
+    run_dir = Path(output_dir or Path("runs") / str(recipe["name"]))
+    key = "train.output_dir"
+    value = output_dir if output_dir else f"{run_dir} (the default, runs/<name>)"
+    for folder in (run_dir, *run_dir.parents):
+        try:
+            exists = folder.exists()
+        except (OSError, ValueError):
+            raise RecipeError("not a usable folder name", file=recipe.source, key=key, value=value) from None
+        if not exists:
+            continue
+        if not folder.is_dir():
+            where = "is a file" if folder == run_dir else f"lies under {folder}, which is a file"
+            raise RecipeError(f"the run folder {where}, not a folder; choose another train.output_dir",
+                              file=recipe.source, key=key, value=value)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise RecipeError(f"cannot write in {folder} (permission denied); choose another train.output_dir",
+                              file=recipe.source, key=key, value=value)
+        return
+
+
+def check_run_paths(recipe: Recipe) -> None:
+    """What a run needs on disk, checked cheaply by ``i2i check`` and by ``train`` before it writes anything: the
+    run folder can be made, the data exists (a demo's only at its own place), and it is in the data set's layout."""
+    check_output_dir(recipe)
+    check_data_paths(recipe)
+    check_data_layout(recipe)
 
 
 def build(recipe: Recipe, resolved: Resolved | None = None) -> Parts:

@@ -9,6 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from . import __version__
 from .errors import I2IError
 
 EPILOG = "Docs: README.md and docs/ in the i2i repository."
@@ -21,9 +22,19 @@ def _json(figures: dict) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
     recipe = load_recipe(args.recipe, args.overrides)
+    from .engine.stops import TrainingInterrupted
     from .engine.trainer import Trainer
-    result = Trainer(recipe, resume=args.resume).fit()
-    if os.environ.get("RANK", "0") == "0":  # one summary line, from the main process of a launched run
+    main_process = os.environ.get("RANK", "0") == "0"  # one summary, from the main process of a launched run
+    trainer = Trainer(recipe, resume=args.resume)
+    try:
+        result = trainer.fit()
+    except TrainingInterrupted as exc:  # SIGINT/SIGTERM: the figures so far, then the message (exit 130/143)
+        if main_process and exc.result is not None:
+            _json(exc.result)
+        raise
+    if main_process:
+        for line in trainer.summary_lines:  # for people, on stderr; the JSON line stays the last line of stdout
+            print(line, file=sys.stderr, flush=True)
         _json(result)
     return 0
 
@@ -31,19 +42,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
     recipe = load_recipe(args.recipe, args.overrides)  # before importing torch: a broken file fails at once
-    from .build import check_data_paths, validate_recipe
+    from .build import check_run_paths, validate_recipe
     validate_recipe(recipe)
-    check_data_paths(recipe)
+    check_run_paths(recipe)  # the run folder, the data and its layout, as train checks them before writing
     if args.print:
         print(recipe.to_yaml())
     _json({"recipe": args.recipe, "valid": True, "model": recipe["model"]["type"], "name": recipe["name"]})
     return 0
 
 
+def _devices_here() -> list[str]:
+    """The devices torch can use on this machine: cpu, then cuda:0 ... cuda:N-1, mps, xpu:0 ... where present."""
+    import torch
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return found
+
+
 def _device(name: str) -> str:
+    """--device checked against the devices this machine has (auto: cuda if available, else cpu); an error (exit 2)
+    names the devices there are."""
     import torch
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    here = _devices_here()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is not None and device.type in ("cpu", "mps") and device.index in (None, 0):
+        ok = device.type in here
+    elif device is not None:
+        ok = any(d.startswith(f"{device.type}:") for d in here) if device.index is None else \
+            f"{device.type}:{device.index}" in here
+    else:
+        ok = False
+    if not ok:
+        what = "not a device torch knows" if device is None else "no such device on this machine"
+        if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+            what = ("no CUDA GPU on this machine (torch.cuda.is_available() is False" +
+                    ("; this torch is built without CUDA)" if torch.version.cuda is None else ")"))
+        raise I2IError(f"--device {name}: {what}; devices here: {', '.join(here)} (or auto)")
     return name
 
 
@@ -68,11 +113,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
                               tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, samples=args.samples,
                               seed=args.seed,
                               sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate,
-                              precision=args.precision, compile=args.compile)
+                              precision=args.precision, compile=args.compile, progress=True)
+    for f in result["skips"]:  # left out on purpose (hidden, not an image, pages after the first): said, counted
+        print(f"i2i: skipped {f['file']}: {f['reason']}", file=sys.stderr)
     for f in result["failures"]:
         error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
         print(f"i2i: skipped {f['file']}: {error}", file=sys.stderr)
-    _json({k: v for k, v in result.items() if k != "failures"})
+    _json({k: v for k, v in result.items() if k not in ("failures", "skips")})
     return 1 if result["failed"] else 0
 
 
@@ -166,24 +213,42 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         for name, cls in registry.items():
             doc = (cls.__doc__ or "").strip().splitlines()
             print(f"  {name:22s} {doc[0] if doc else ''}"[:150])
+    from .recipe.loader import bundled_recipes, bundled_recipes_dir
+    bundled = bundled_recipes_dir()
+    if bundled is not None:
+        print(f"bundled recipes (i2i train NAME, i2i check NAME; the files are in {bundled}):")
+        for name, path in bundled_recipes().items():
+            print(f"  {name:22s} {_recipe_summary(path)}"[:150])
     folder = Path(args.folder)
-    if folder.is_dir():
+    if folder.is_dir() and (bundled is None or folder.resolve() != bundled.resolve()):
         print(f"recipes in {folder}:")
         for path in sorted(folder.rglob("*.yaml")):
             print(f"  {path}")
     return 0
 
 
+def _recipe_summary(path: Path) -> str:
+    """A recipe file's first comment line, without the '#'."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i", description="Conditional and image-to-image GANs from recipe files.",
                                 epilog=EPILOG)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"i2i {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a recipe (also: accelerate launch train.py RECIPE ...)",
                        description="Train a recipe. Overrides are dotted YAML paths: train.max_steps=500 "
                                    "data.root=/data/facades. Ends with one JSON line of figures.")
-    t.add_argument("recipe", help="recipe YAML file, e.g. recipes/demo/pix2pix.yaml")
+    t.add_argument("recipe", help="recipe YAML file, e.g. recipes/demo/pix2pix.yaml, or a bundled recipe's name: "
+                                  "cyclegan, demo/pix2pix (`i2i recipes` lists them)")
     t.add_argument("overrides", nargs="*", help="KEY.PATH=VALUE overrides")
     t.add_argument("--resume", metavar="latest|auto|PATH", default=None,
                    help="continue a run: 'latest' checkpoint of the run folder, 'auto' (latest if any, else start), "
@@ -192,8 +257,8 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate a recipe without building anything",
                        description="Load, merge and validate a recipe; prints errors or one JSON line.")
-    c.add_argument("recipe")
-    c.add_argument("overrides", nargs="*")
+    c.add_argument("recipe", help="recipe YAML file, or a bundled recipe's name (cyclegan, demo/pix2pix)")
+    c.add_argument("overrides", nargs="*", help="KEY.PATH=VALUE overrides, as for train")
     c.add_argument("--print", action="store_true", help="print the resolved recipe")
     c.set_defaults(func=cmd_check)
 
@@ -201,8 +266,9 @@ def parser() -> argparse.ArgumentParser:
                         description="Translate every image under --input (recursively) into --output, keeping "
                                     "relative names, channel count and bit depth. Ends with one JSON line.")
     tr.add_argument("export", help="export folder, or a run folder holding export/")
-    tr.add_argument("--input", "-i", required=True, help="folder of images (searched recursively)")
-    tr.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input)")
+    tr.add_argument("--input", "-i", required=True, help="folder of images (searched recursively), or one image")
+    tr.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input, nor be in the "
+                                                          "export); one image's output is --output/<its name>")
     tr.add_argument("--direction", default=None, help="AtoB or BtoA for two-way models (default: the first)")
     tr.add_argument("--batch-size", type=int, default=None,
                     help="images of equal size per forward pass (and tiles, on a GPU). Default: 4; on the CPU as many "
@@ -210,7 +276,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--tile-batch", type=int, default=None, metavar="N",
                     help="tiles of one image per forward pass (default: 1 on the CPU, where larger batches cost "
                          "memory and no time; --batch-size on a GPU)")
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    tr.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     tr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="fp32 (default), or bf16/fp16 autocast: convolutions in reduced precision, faster where the "
                          "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX), refused where it does not")
@@ -266,13 +332,13 @@ def parser() -> argparse.ArgumentParser:
                                    "N images per class into per-class folders, and for InfoGAN traverse_cont*.png. "
                                    "Seeds make the output reproducible. Ends with one JSON line.")
     s.add_argument("export", help="export folder, or a run folder holding export/")
-    s.add_argument("--output", "-o", required=True)
+    s.add_argument("--output", "-o", required=True, help="output folder for grid.png, traversals and class folders")
     s.add_argument("--per-class", type=int, default=0, help="images per class written into <output>/<class>/")
     s.add_argument("--classes", default=None, help="comma-separated class names or indices (default: all)")
     s.add_argument("--columns", type=int, default=10, help="noise vectors (columns) in the grid and traversals")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the noise: the same seed gives the same images")
     s.add_argument("--no-traverse", action="store_true", help="skip InfoGAN latent traversals")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     _trust_flags(s)
     s.set_defaults(func=cmd_sample)
 
@@ -305,36 +371,53 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-images", type=int, default=None, help="super-resolution and paired translators: the "
                                                                  "first N images only")
     ev.add_argument("--classifier", default=None, help="classifier export (default: the recipe's eval.classifier)")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--per-class", type=int, default=100)
-    ev.add_argument("--real-images", type=int, default=5000)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--split", default="test", help="split of --data scored (default: test)")
+    ev.add_argument("--per-class", type=int, default=100, help="conditional generators: samples generated per "
+                                                               "class (default 100)")
+    ev.add_argument("--real-images", type=int, default=5000, help="conditional generators: real images of --data "
+                                                                  "compared with (the first N; default 5000)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the noise and codes sampled")
+    ev.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     _trust_flags(ev)
     ev.set_defaults(func=cmd_eval)
 
     cl = sub.add_parser("classifier", help="train the evaluation classifier on labeled data",
                         description="Train a small CNN on the train split of DATA (class folders or .npz) and save "
                                     "it as an export for `i2i eval` and recipes' eval.classifier. Last line: JSON.")
-    cl.add_argument("data")
-    cl.add_argument("--output", "-o", required=True)
-    cl.add_argument("--channels", type=int, default=1)
-    cl.add_argument("--size", type=int, default=32)
-    cl.add_argument("--steps", type=int, default=600)
-    cl.add_argument("--batch-size", type=int, default=128)
-    cl.add_argument("--seed", type=int, default=0)
-    cl.add_argument("--device", default="auto")
+    cl.add_argument("data", help="labeled data: class folders (DATA/train/<class>/*.png) or an MNIST-style .npz")
+    cl.add_argument("--output", "-o", required=True, help="export folder for the trained classifier")
+    cl.add_argument("--channels", type=int, default=1, help="image channels the classifier reads (default 1)")
+    cl.add_argument("--size", type=int, default=32, help="images are resized to SIZE x SIZE px (default 32)")
+    cl.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    cl.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    cl.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
+    cl.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     cl.set_defaults(func=cmd_classifier)
 
     r = sub.add_parser("recipes", help="list registered components and bundled recipes",
-                       description="List every registered model, net, loss, data set, optimizer and schedule.")
-    r.add_argument("--folder", default="recipes", help="folder of recipe files to list")
+                       description="List every registered model, net, loss, data set, optimizer and schedule, "
+                                   "and the recipes bundled with i2i (train or check one by name: "
+                                   "i2i train cyclegan, i2i check demo/pix2pix).")
+    r.add_argument("--folder", default="recipes", help="also list the recipe files in this folder (default: "
+                                                       "./recipes, where it is not the bundled set)")
     r.set_defaults(func=cmd_recipes)
     return p
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; overrides may also follow an option (``train r.yaml --resume latest optim.g.lr=0.1``),
+    which argparse alone refuses once the positional list has been taken."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = _parse(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="i2i: %(message)s")
     if not args.verbose:  # Accelerate logs every file it saves at INFO
         logging.getLogger("accelerate").setLevel(logging.WARNING)

@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from .errors import RecipeError
-from .inference.export import find_export
+from .errors import I2IError, RecipeError
+from .inference.export import (
+    export_weights,
+    find_export,
+    fit_problem,
+    mismatch,  # noqa: F401  (its home was here: callers import it from here too)
+    safetensors_header,
+)
 
 log = logging.getLogger("i2i")
 KEY = "init_from"
@@ -66,39 +71,20 @@ def _weights_file(name: str, path: Any, *, key: str, file: str | None) -> Path:
         raise RecipeError(f"the export {root} has no net '{name}' (it exports: {', '.join(files) or 'nothing'}); "
                           f"init_from loads the export's net of the same name as nets.{name}", file=file, key=key,
                           value=path)
-    weights = root / str(files[name])
-    if weights.suffix != ".safetensors" or not weights.is_file():
-        raise RecipeError(f"the export {root} lists {files[name]} for net '{name}', and no such safetensors file "
-                          "is there", file=file, key=key, value=path)
-    return weights
+    try:  # inside the export folder, symlinks resolved, a regular .safetensors file (as load_export checks)
+        return export_weights(root, files, name)
+    except I2IError as exc:
+        raise RecipeError(str(exc), file=file, key=key, value=path) from None
 
 
-def _file_shapes(weights: Path, *, key: str, file: str | None) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from the safetensors header (no tensor data is read)."""
+def _file_header(weights: Path, *, key: str, file: str | None) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor names, dtypes and shapes from the safetensors header (no tensor data is read)."""
     try:
-        with safe_open(str(weights), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118  (not a dict)
+        return safetensors_header(weights)
     except Exception as exc:  # noqa: BLE001  a damaged or foreign file: say which, with the library's words
         raise RecipeError(f"cannot read {weights} as safetensors: {exc}", file=file, key=key,
                           value=str(weights)) from None
 
-
-def mismatch(net_shapes: dict[str, tuple[int, ...]], file_shapes: dict[str, tuple[int, ...]],
-             name: str) -> str | None:
-    """The first tensor (in the net's order) whose name or shape differs, described; None when all match."""
-    for k, shape in net_shapes.items():
-        if k not in file_shapes:
-            return f"tensor '{k}' {shape} of nets.{name} is not in the export"
-        if file_shapes[k] != shape:
-            return f"tensor '{k}' is {file_shapes[k]} in the export but {shape} in nets.{name}"
-    extra = [k for k in file_shapes if k not in net_shapes]
-    if extra:
-        return f"the export has tensor '{extra[0]}' {file_shapes[extra[0]]}, which nets.{name} lacks"
-    return None
-
-
-def _shapes(net: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
 def _fit_error(weights: Path, name: str, problem: str, *, key: str, file: str | None) -> RecipeError:
@@ -128,13 +114,13 @@ def check_init_from(recipe: dict, *, file: str | None,
         found[name] = weights
         if make_net is None:
             continue
-        shapes = _file_shapes(weights, key=key, file=file)
+        header = _file_header(weights, key=key, file=file)
         try:
             with torch.device("meta"):
-                net_shapes = _shapes(make_net(name))
+                net_state = make_net(name).state_dict()
         except (NotImplementedError, RuntimeError, ValueError, TypeError):
             continue  # the meta device cannot build this net: the load at build time checks the shapes
-        problem = mismatch(net_shapes, shapes, name)
+        problem = fit_problem(net_state, header, name)
         if problem:
             raise _fit_error(weights, name, problem, key=key, file=file)
     return found
@@ -149,7 +135,8 @@ def apply_init_from(recipe: dict, nets: dict[str, nn.Module], *, file: str | Non
         except Exception as exc:  # noqa: BLE001
             raise RecipeError(f"cannot read {weights} as safetensors: {exc}", file=file, key=key,
                               value=str(weights)) from None
-        problem = mismatch(_shapes(nets[name]), {k: tuple(v.shape) for k, v in state.items()}, name)
+        problem = fit_problem(nets[name].state_dict(), {k: (v.dtype, tuple(v.shape)) for k, v in state.items()},
+                              name)
         if problem:
             raise _fit_error(weights, name, problem, key=key, file=file)
         nets[name].load_state_dict(state, strict=True)

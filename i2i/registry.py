@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 import traceback
 import types
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from .arguments import check_arguments
 from .errors import I2IError, RecipeError
 
 _ENTRY_POINTS_LOADED = False
+_CWD_ENTRY: str | None = None  # the current folder, as _add_cwd_to_path put it on sys.path
 
 
 class Registry:
@@ -95,16 +98,40 @@ def _error_location(exc: BaseException) -> str:
     return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
+def _add_cwd_to_path() -> None:
+    """Put the current folder on sys.path, after what is installed, unless it is there already.
+
+    `python -m` and `python script.py` do this themselves, a console script (`i2i ...`) does not: without it a
+    recipe's `plugins: [my_lab]` would not find the my_lab.py beside the user. Appended, so a file in the
+    current folder that shares a name with an installed module does not shadow it. A call from another folder
+    moves the entry (a process that changes folders, such as the tests).
+    """
+    global _CWD_ENTRY
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the current folder was deleted
+        return
+    if _CWD_ENTRY is not None and cwd != _CWD_ENTRY and _CWD_ENTRY in sys.path:
+        sys.path.remove(_CWD_ENTRY)
+        _CWD_ENTRY = None
+    here = os.path.realpath(cwd)
+    if not any(os.path.realpath(entry or os.curdir) == here for entry in sys.path if isinstance(entry, str)):
+        sys.path.append(cwd)
+        _CWD_ENTRY = cwd
+
+
 def _import_user_module(name: str, *, what: str, key: str, file: str | None, value: Any) -> types.ModuleType:
-    """Import a module a recipe names; any failure becomes a RecipeError naming the key and where it failed."""
+    """Import a module a recipe names (from the current folder too); any failure becomes a RecipeError naming the
+    key and where it failed."""
     if not all(part.isidentifier() for part in name.split(".")):
         raise RecipeError(f"{what}: not a module name such as my_lab.nets", file=file, key=key, value=value)
+    _add_cwd_to_path()
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            raise RecipeError(f"cannot import {what}: no module named '{exc.name}' (not installed, or not on "
-                              "PYTHONPATH?)", file=file, key=key, value=value) from exc
+            raise RecipeError(f"cannot import {what}: no module named '{exc.name}' (not installed, not in the "
+                              "current folder, and not on PYTHONPATH?)", file=file, key=key, value=value) from exc
         raise RecipeError(f"cannot import {what}: it needs '{exc.name}', which is not installed"
                           f"{_error_location(exc)}", file=file, key=key, value=value) from exc
     except Exception as exc:  # the module is user code: report its failure where it happened

@@ -308,7 +308,7 @@ def test_two_stage_run_eval_and_translate(hr_root, pairs_root, tmp_path, capsys)
     assert [e["step"] for e in logged if "eval/psnr_y" in e] == [2, 4]
     meta2 = json.loads((run2 / "export" / "meta.json").read_text())
     assert meta2["model"] == "esrgan" and sorted(meta2["files"]) == ["g"] and meta2["ema"] is True
-    assert (run2 / "samples" / "step_0000004.png").is_file()
+    assert (run2 / "samples" / "step_00000004.png").is_file()
 
     # resuming must continue from the checkpoint, not re-apply init_from: 2 + 2 steps == 4 steps
     stage2b = dict(stage2, train=dict(stage2["train"], output_dir=str(tmp_path / "stage2b"), max_steps=2))

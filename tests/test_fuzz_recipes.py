@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from i2i.recipe import REQUIRED_SECTIONS, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "demo").glob("*.yaml"))
-DATA_ROOT = ROOT / "data"          # exists; `i2i check` only asks that data.root exists
+DATA_ROOT = Path(tempfile.gettempdir()) / "i2i_fuzz_data"  # made below: every data set's layout, one image each
 FREE_TEXT = {"root", "split", "classifier", "name", "output_dir", "data"}   # any text is valid there
 HUGE = 10**12
 CASE_FILE = "case.yaml"
@@ -86,6 +87,22 @@ def resolved(path: Path) -> dict:
     if path not in _RESOLVED:
         _RESOLVED[path] = dict(load_recipe(path))
     return copy.deepcopy(_RESOLVED[path])
+
+
+def make_data_root(root: Path) -> Path:
+    """One folder in every built-in data set's layout, since `i2i check` lists the data (it opens no image):
+    train/A + train/B (paired 'folders', and 'aligned' lists train/ recursively; 'labeled' sees classes A and B),
+    trainA/ + trainB/ (unpaired); superres_folder and single_folder take every image under it."""
+    import numpy as np
+    from PIL import Image
+    for folder in ("train/A", "train/B", "trainA", "trainB"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        if not (root / folder / "0.png").is_file():
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / folder / "0.png")
+    return root
+
+
+make_data_root(DATA_ROOT)
 
 
 def baseline(path: Path) -> list[str]:

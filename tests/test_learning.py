@@ -27,7 +27,7 @@ def held_out_l1(net: torch.nn.Module, test_root) -> float:
 
 
 def test_pix2pix_colorize_beats_step_zero(tmp_path, capsys):
-    root = tmp_path / "colorize"
+    root = tmp_path / "data" / "demo" / "colorize"  # the demo's own place: a recipe builds it only there
     recipe = {
         "name": "learn", "seed": 0,
         "data": {"type": "paired_folder", "root": str(root), "demo": "colorize", "layout": "folders",

@@ -42,7 +42,7 @@ def test_train_resume_export_translate(make, root_fixture, request, tmp_path, ca
     result = last_json(capsys)
     assert result["step"] == 4 and all(np.isfinite(v) for k, v in result.items() if "/" in k)
     assert (run_dir / "recipe.yaml").is_file() and (run_dir / "export" / "meta.json").is_file()
-    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_00000002.png", "step_00000004.png"]
     logged = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in logged] == [2, 4] and "images_per_s" in logged[0]
     # a second plain run must not clobber the first

@@ -6,15 +6,15 @@ Importing this package registers the data sets ``paired_folder``, ``unpaired_fol
 from .demo import DEMOS, ensure_demo
 from .folders import FolderDataset, PairedFolder, SingleFolder, UnpairedFolder
 from .io import (
-                 IMAGE_EXTENSIONS,
-                 adapt_channels,
-                 from_tensor,
-                 list_images,
-                 read_image,
-                 to_float,
-                 to_tensor,
-                 to_uint8,
-                 write_image,
+    IMAGE_EXTENSIONS,
+    adapt_channels,
+    from_tensor,
+    list_images,
+    read_image,
+    to_float,
+    to_tensor,
+    to_uint8,
+    write_image,
 )
 from .labeled import LabeledImages, load_labeled_arrays
 from .superres import SuperResFolder, load_sr_pairs

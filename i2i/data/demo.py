@@ -195,6 +195,16 @@ def is_complete(root: str | Path) -> bool:
     return (Path(root) / MARKER).is_file()
 
 
+DEMO_PLACE = ("data", "demo")  # a recipe's demo data set is built on first use only at data/demo/<name>
+
+
+def is_demo_place(root: str | Path, name: str) -> bool:
+    """Whether ``root`` is demo ``name``'s own place, data/demo/<name> (relative, or under any folder): the only
+    place a recipe builds it on first use, so that a mistyped data.root is not filled with demo data. Elsewhere
+    it is built when asked: ``python -m i2i.data.demo NAME ROOT`` (or ``ensure_demo`` from Python)."""
+    return Path(root).parts[-3:] == (*DEMO_PLACE, name)
+
+
 def ensure_demo(name: str, root: str | Path) -> None:
     """Build demo ``name`` at ``root`` unless it is already there; safe when several processes race."""
     if name not in DEMOS:
@@ -224,3 +234,25 @@ def ensure_demo(name: str, root: str | Path) -> None:
         log.info("demo data set '%s' ready (%s) in %.1f s", name, counts, time.perf_counter() - start)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m i2i.data.demo NAME ROOT``: build a demo data set at ROOT (recipes build theirs only at
+    data/demo/NAME)."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(prog="python -m i2i.data.demo", description=main.__doc__)
+    parser.add_argument("name", choices=sorted(DEMOS))
+    parser.add_argument("root")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="i2i: %(message)s")
+    try:
+        ensure_demo(args.name, args.root)
+    except (DataError, RecipeError) as exc:
+        print(f"i2i: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -245,11 +245,17 @@ class FolderDataset(SkipPolicy, Dataset):
 
     # -- recipe validation without touching the disk
     @classmethod
-    def channels_from_config(cls, **kwargs: Any) -> dict[str, int]:
-        """The ``channels`` dict the data set will have; also checks sizes, demo name and transforms."""
+    def _arguments(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The constructor's arguments: ``kwargs`` over its defaults."""
         params = inspect.signature(cls.__init__).parameters
         args = {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
         args.update(kwargs)
+        return args
+
+    @classmethod
+    def channels_from_config(cls, **kwargs: Any) -> dict[str, int]:
+        """The ``channels`` dict the data set will have; also checks sizes, demo name and transforms."""
+        args = cls._arguments(kwargs)
         channels = cls._channels(args)
         _check_config(size=args["size"], load_size=args["load_size"], demo=args["demo"], channels=channels)
         _check_on_error(args.get("on_error", "skip"))
@@ -259,6 +265,18 @@ class FolderDataset(SkipPolicy, Dataset):
     @classmethod
     def _channels(cls, args: dict[str, Any]) -> dict[str, int]:
         raise NotImplementedError
+
+    # -- the layout on disk, cheaply: for `i2i check`, and before training writes anything
+    @classmethod
+    def check_layout(cls, **kwargs: Any) -> None:
+        """Raise DataError when the files this data set would read are not there in its layout. Folders are
+        listed and file names matched; no image is opened (the build-time check does that)."""
+        args = cls._arguments(kwargs)
+        cls._layout(Path(args["root"]), args)
+
+    @classmethod
+    def _layout(cls, root: Path, args: dict[str, Any]) -> None:
+        """List what the data set reads under ``root`` (the same listing its constructor does)."""
 
     # -- per-sample helpers
     def _adapt(self, array: np.ndarray, name: str, path: Path, argument: str) -> np.ndarray:
@@ -359,15 +377,22 @@ class PairedFolder(FolderDataset):
                          demo=demo, channels=self._channels(dict(a_channels=a_channels, b_channels=b_channels)),
                          on_error=on_error)
         self.layout, self.direction = layout, direction
-        folder = self.root / split
-        if layout == "aligned":
-            expected = f"{split}/ under {self.root} holding A|B images side by side (layout 'aligned')"
-            files = [(p, p) for p in self._list(folder, expected)]
-        else:
-            expected = f"{split}/A/ and {split}/B/ under {self.root} with matching file names (layout 'folders')"
-            files = _match(folder / "A", folder / "B", expected, self._listing)
+        files = self._pairs(self.root, split, layout, self._listing)
         keep = self._screen(files, "pair" if layout == "folders" else "image")
         self.files = [f for f, k in zip(files, keep) if k]
+
+    @staticmethod
+    def _pairs(root: Path, split: str, layout: str, problems: list) -> list[tuple[Path, Path]]:
+        folder = root / split
+        if layout == "aligned":
+            expected = f"{split}/ under {root} holding A|B images side by side (layout 'aligned')"
+            return [(p, p) for p in _images(folder, expected, problems)]
+        expected = f"{split}/A/ and {split}/B/ under {root} with matching file names (layout 'folders')"
+        return _match(folder / "A", folder / "B", expected, problems)
+
+    @classmethod
+    def _layout(cls, root: Path, args: dict[str, Any]) -> None:
+        cls._pairs(root, args["split"], args["layout"], [])
 
     @classmethod
     def _channels(cls, args: dict[str, Any]) -> dict[str, int]:
@@ -406,13 +431,20 @@ class UnpairedFolder(FolderDataset):
         super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
                          demo=demo, channels=self._channels(dict(a_channels=a_channels, b_channels=b_channels)),
                          on_error=on_error)
-        expected = f"{split}A/ and {split}B/ under {self.root}, one folder of images per domain"
-        files_a = self._list(self.root / f"{split}A", expected)
-        files_b = self._list(self.root / f"{split}B", expected)
+        files_a, files_b = self._domains(self.root, split, self._listing)
         keep_a = self._screen([(p,) for p in files_a], f"{split}A image")
         keep_b = self._screen([(p,) for p in files_b], f"{split}B image")
         self.files_a = [p for p, k in zip(files_a, keep_a) if k]
         self.files_b = [p for p, k in zip(files_b, keep_b) if k]
+
+    @staticmethod
+    def _domains(root: Path, split: str, problems: list) -> tuple[list[Path], list[Path]]:
+        expected = f"{split}A/ and {split}B/ under {root}, one folder of images per domain"
+        return _images(root / f"{split}A", expected, problems), _images(root / f"{split}B", expected, problems)
+
+    @classmethod
+    def _layout(cls, root: Path, args: dict[str, Any]) -> None:
+        cls._domains(root, args["split"], [])
 
     @classmethod
     def _channels(cls, args: dict[str, Any]) -> dict[str, int]:
@@ -442,9 +474,17 @@ class SingleFolder(FolderDataset):
                  cache: bool = False, demo: str | None = None, on_error: OnError = "skip"):
         super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
                          demo=demo, channels=self._channels(dict(channels=channels)), on_error=on_error)
-        folder = self.root / split if (self.root / split).is_dir() else self.root
-        files = self._list(folder, f"images under {self.root} (or under {self.root / split} when it exists)")
+        files = self._files(self.root, split, self._listing)
         self.files = [p for p, k in zip(files, self._screen([(p,) for p in files])) if k]
+
+    @staticmethod
+    def _files(root: Path, split: str, problems: list) -> list[Path]:
+        folder = root / split if (root / split).is_dir() else root
+        return _images(folder, f"images under {root} (or under {root / split} when it exists)", problems)
+
+    @classmethod
+    def _layout(cls, root: Path, args: dict[str, Any]) -> None:
+        cls._files(root, args["split"], [])
 
     @classmethod
     def _channels(cls, args: dict[str, Any]) -> dict[str, int]:

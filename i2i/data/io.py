@@ -18,14 +18,38 @@ from ..errors import DataError
 
 log = logging.getLogger("i2i")
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-_EIGHT_BIT_ONLY = frozenset({".jpg", ".jpeg", ".bmp", ".webp"})
-_PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP", ".png": "PNG"}
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+_EIGHT_BIT_ONLY = frozenset({".jpg", ".jpeg", ".bmp", ".webp", ".gif"})
+_PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP", ".png": "PNG", ".gif": "GIF"}
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
 
 
 def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def umask() -> int:
+    """This process's umask. Read from /proc where Linux has it (nothing changes); elsewhere set to 0o077 and put
+    back at once, the first time only (a thread creating a file meanwhile gets a stricter mode, never a looser)."""
+    with contextlib.suppress(OSError, ValueError, IndexError), \
+            open("/proc/self/status", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o077)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
+def umask_mode(folder: bool = False) -> int:
+    """The mode a new file (0o666) or folder (0o777) gets under the umask: what files written through a temporary
+    name (``tempfile``: 0o600 and 0o700) are given before they take their place."""
+    return (0o777 if folder else 0o666) & ~umask()
 
 
 def show_path(path: str | Path) -> str:
@@ -51,12 +75,15 @@ class UnreadableImage(DataError):
         return type(self), (self.path, self.reason)
 
 
-def list_images(root: str | Path, errors: list[tuple[Path, str]] | None = None) -> list[Path]:
+def list_images(root: str | Path, errors: list[tuple[Path, str]] | None = None,
+                skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Every image file under ``root`` (recursive, sorted); hidden files/folders and symlinked folders skipped.
 
     Symlinked files are listed (and followed when read: a loop or a dangling link fails then, with its reason).
     Folders that cannot be listed (permissions) are appended to ``errors`` as (path, reason) when it is given,
-    else logged; they never stop the scan.
+    else logged; they never stop the scan. When ``skipped`` is given, every file and folder left out (hidden,
+    symlinked folder, no image extension) is appended to it as (path, reason), the reason starting with a short
+    kind and its details in parentheses: ``hidden file (its name starts with '.')``.
     """
     found = []
 
@@ -69,9 +96,22 @@ def list_images(root: str | Path, errors: list[tuple[Path, str]] | None = None) 
             log.warning("skipping %s: %s", show_path(where), reason)
 
     for folder, dirs, files in os.walk(root, onerror=problem, followlinks=False):
+        if skipped is not None:
+            skipped += [(Path(folder) / d, "hidden folder (its name starts with '.'; not searched)") for d in dirs
+                        if d.startswith(".")]
+            skipped += [(Path(folder) / d, "symlinked folder (not followed; pass it as --input to read it)")
+                        for d in dirs if not d.startswith(".") and os.path.islink(os.path.join(folder, d))]
+            skipped += [(Path(folder) / f, _not_listed(f)) for f in files if f.startswith(".") or not is_image(f)]
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [Path(folder) / f for f in files if not f.startswith(".") and is_image(f)]
     return sorted(found)
+
+
+def _not_listed(name: str) -> str:
+    if name.startswith("."):
+        return "hidden file (its name starts with '.')"
+    kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+    return f"not an image file name (extension {Path(name).suffix or 'none'!r}; images are {kinds})"
 
 
 # ---------------------------------------------------------------- reading
@@ -123,10 +163,12 @@ def _open_regular(path: Path):
         raise UnreadableImage(path, exc.strerror or str(exc)) from None
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, frames: list[int] | None = None) -> np.ndarray:
     """Decode to an HWC array in RGB order with the file's channel count and dtype (uint8, uint16, float32).
 
-    Every failure raises ``UnreadableImage`` (a DataError) naming the file and the reason.
+    A multi-page TIFF or an animated GIF, PNG or WebP gives its first page/frame; with ``frames`` (a list), the
+    number of pages/frames in the file is appended to it (when it can be counted). Every failure raises
+    ``UnreadableImage`` (a DataError) naming the file and the reason.
     """
     path = Path(path)
     with _open_regular(path) as f:
@@ -137,7 +179,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if not data:
         raise UnreadableImage(path, "empty file (zero bytes)")
     try:
-        array = _decode(data)
+        array = _decode(data, frames)
     except _BadImage as exc:
         raise UnreadableImage(path, str(exc)) from exc
     except Image.DecompressionBombError as exc:
@@ -199,16 +241,20 @@ class _BadImage(ValueError):
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, frames: list[int] | None = None) -> np.ndarray:
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         # Pillow cannot open some TIFFs (e.g. more than 4 channels or float RGB): tifffile can.
         if data[:4] in _TIFF_MAGIC:
-            return _decode_tiff(data)
+            return _decode_tiff(data, frames)
         raise _BadImage("not an image (unknown format or corrupt header)") from None
     with im:
         _check_pixels(*im.size)
+        if frames is not None:
+            with contextlib.suppress(Exception):  # a broken later page: the first one may still be fine
+                frames.append(int(getattr(im, "n_frames", 1)))
+                im.seek(0)
         if im.format == "PNG" and data[24] == 16 and im.mode not in _UINT16_MODES:
             return _decode_cv2(data, png_color_type=data[25])  # Pillow reduces 16-bit RGB(A)/LA to 8 bits
         if im.format == "TIFF" and _tiff_needs_full_depth(im):
@@ -260,10 +306,13 @@ def _decode_cv2(data: bytes, png_color_type: int) -> np.ndarray:
     return array
 
 
-def _decode_tiff(data: bytes) -> np.ndarray:
+def _decode_tiff(data: bytes, frames: list[int] | None = None) -> np.ndarray:
     import tifffile  # ships with scikit-image; only needed for unusual TIFFs
 
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if frames is not None and not frames:  # not counted by Pillow already
+            with contextlib.suppress(Exception):
+                frames.append(len(tif.pages))
         page = tif.pages[0]
         _check_pixels(page.shape[page.axes.index("X")], page.shape[page.axes.index("Y")])
         array, axes = page.asarray(), page.axes
@@ -373,6 +422,7 @@ def write_image(path: str | Path, array: np.ndarray) -> None:
     # A hidden temp file in the same folder: list_images skips it and os.replace is atomic there.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, umask_mode())  # mkstemp makes it 0o600: the file gets what the umask gives any new file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

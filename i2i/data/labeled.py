@@ -151,6 +151,25 @@ class LabeledImages(FolderDataset):
         return super().channels_from_config(**kwargs)
 
     @classmethod
+    def _layout(cls, root: Path, args: dict[str, Any]) -> None:
+        if not root.exists():
+            raise DataError(f"data root {root} does not exist; expected {_EXPECTED}")
+        if not root.is_file():
+            _scan_folders(root, args["split"], [])
+            return
+        if root.suffix.lower() != ".npz":
+            raise DataError(f"data root {root} is a file but not an .npz; expected {_EXPECTED}")
+        split = args["split"]
+        try:
+            with np.load(root, allow_pickle=False) as npz:  # the archive's list of arrays; none is read
+                keys = sorted(npz.files)
+        except Exception as exc:  # zipfile.BadZipFile, OSError ...
+            raise DataError(f"cannot read {root}: {exc}") from exc
+        if not ({f"x_{split}", f"y_{split}"} <= set(keys) or {"x", "y"} <= set(keys)):
+            raise DataError(f"{root} has no arrays for split '{split}': expected x_{split} and y_{split} "
+                            f"(or a plain x and y); it has {', '.join(keys) or 'no arrays'}")
+
+    @classmethod
     def _channels(cls, args: dict[str, Any]) -> dict[str, int]:
         return {"real": args["channels"]}
 

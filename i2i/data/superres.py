@@ -209,6 +209,15 @@ class SuperResFolder(FolderDataset):
         return cls._channels({"channels": 3, **kwargs})
 
     @classmethod
+    def _layout(cls, root: Path, args: dict[str, Any]) -> None:
+        if args["lr_root"] is not None:
+            _pair_folders(root, Path(args["lr_root"]), args["scale"], [])
+            return
+        files = _images(root, "HR images (LR made on the fly), or *_HR / *_LR pairs", [])
+        if any(p.stem.endswith("_LR") for p in files):
+            _pair_suffixes(files, root)
+
+    @classmethod
     def _channels(cls, args: dict[str, Any]) -> dict[str, int]:
         return {"real_a": args["channels"], "real_b": args["channels"]}
 

@@ -5,9 +5,14 @@ A checkpoint folder ``<run>/checkpoints/step_N`` holds Accelerate's ``save_state
 ``model[_i].safetensors`` in prepare order, optimizers, RNG), ``i2i_state.pt`` (schedulers, EMAs, image pools:
 plain tensors, loaded with ``weights_only``), ``recipe.yaml`` and ``trainer_state.json``. It is written as
 ``.tmp_step_N`` and renamed when complete; the ``latest`` pointer file is replaced atomically after that.
+
+A resumed run's recipe is compared with the checkpoint's ``recipe.yaml`` (``resume_changes``): ``RESUMABLE_KEYS``
+lists what may differ; anything else is refused before a file is written.
 """
 from __future__ import annotations
 
+import fnmatch
+import inspect
 import json
 import os
 import shutil
@@ -17,10 +22,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from ..errors import I2IError
+from ..errors import I2IError, RecipeError, short_repr
 from ..inference.export import write_export
-from ..recipe import Recipe, recipe_from_text
-from ..registry import MODELS
+from ..optim import OPTIMIZERS, SCHEDULES
+from ..recipe import LOADER_KEYS, EMAConfig, LoaderConfig, MonitorConfig, Recipe, TrainConfig, recipe_from_text
+from ..registry import DATASETS, LOSSES, MODELS, NETS
 
 CHECKPOINTS = "checkpoints"
 EXTRA_STATE = "i2i_state.pt"
@@ -69,11 +75,141 @@ def read_trainer_state(folder: Path) -> dict:
     return json.loads((Path(folder) / TRAINER_STATE).read_text())
 
 
+# ---------------------------------------------------------------- a resumed run's recipe
+#: The recipe keys a resumed run may change (``--resume latest train.max_steps=20000 optim.g.lr=1.0e-4``), as
+#: fnmatch patterns. Each takes effect for real: the trainer reads these from the recipe as it runs, and the
+#: learning rates, which the checkpoint's optimizer and scheduler state would otherwise restore, are set after the
+#: state is loaded (``set_learning_rate``). Every other difference from the checkpoint's recipe is refused, since
+#: the checkpoint's weights, optimizer state (betas, weight decay, fused...), schedule (its steps are saved with
+#: the scheduler), image pools and data order were made by it: nets, model, losses, data set and batch size,
+#: seed, schedule, EMA, mixed precision, n_critic and the other update rules.
+RESUMABLE_KEYS = (
+    "name",
+    "train.max_steps", "train.log_every", "train.sample_every", "train.sample_count", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.output_dir", "train.tensorboard", "train.grad_clip",
+    "train.cpu_threads", "train.keep_freed_memory", "train.channels_last", "train.compile",
+    "train.allow_slow_precision",
+    "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.prefetch_factor", "data.cache",
+    "data.demo",  # builds the data set when it is missing; the run reads the same files either way
+    "optim.*.lr",
+    "monitor", "monitor.*", "eval", "eval.*", "translate", "translate.*",
+    "model.init_from", "model.init_from.*",  # a resume loads the checkpoint's weights over the initial ones
+)
+_SECTIONS = {"train": TrainConfig, "monitor": MonitorConfig, "ema": EMAConfig}
+_ABSENT = "(absent)"
+
+
+def _defaults(target: Any) -> dict[str, Any]:
+    """Keyword defaults of a class's constructor (or a function); {} where the signature cannot be read."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {n: list(p.default) if isinstance(p.default, tuple) else p.default  # YAML has lists, not tuples
+            for n, p in params.items() if p.default is not inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def _component(registry: Any, cfg: Any) -> Any:
+    """A component's recipe entry with its constructor's defaults filled in (as written when the type is unknown)."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("type"), str):
+        return cfg
+    try:
+        cls = registry.get(cfg["type"])
+    except (I2IError, ImportError):
+        return cfg
+    return {**_defaults(cls), **cfg}
+
+
+def _filled(recipe: dict) -> dict:
+    """The recipe with defaults filled in, so that writing a default out (or leaving it out) is no change."""
+    out = dict(recipe)
+    for name, schema in _SECTIONS.items():
+        if isinstance(out.get(name), dict):
+            out[name] = {**_defaults(schema), **out[name]}
+    if isinstance(out.get("data"), dict):
+        data = out["data"]
+        loader = {**_defaults(LoaderConfig), **{k: v for k, v in data.items() if k in LOADER_KEYS}}
+        out["data"] = {**_component(DATASETS, {k: v for k, v in data.items() if k not in LOADER_KEYS}), **loader}
+    for section, registry in (("nets", NETS), ("losses", LOSSES), ("optim", OPTIMIZERS)):
+        if isinstance(out.get(section), dict):
+            out[section] = {k: _component(registry, v) for k, v in out[section].items()}
+    if isinstance(out.get("schedule"), dict):
+        out["schedule"] = _component(SCHEDULES, out["schedule"])
+    if isinstance(out.get("model"), dict):
+        out["model"] = _component(MODELS, out["model"])
+    return out
+
+
+def _leaves(node: Any, key: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_leaves(v, f"{key}.{k}" if key else str(k)))
+        return out
+    return {key: node}
+
+
+def recipe_changes(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """Every dotted key whose value differs between two recipes (defaults filled in) -> (old, new)."""
+    a, b = _leaves(_filled(old)), _leaves(_filled(new))
+    return {k: (a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in sorted(set(a) | set(b))
+            if a.get(k, _ABSENT) != b.get(k, _ABSENT)}
+
+
+def resumable(key: str) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUMABLE_KEYS)
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    return f"{key}: {short_repr(old, 40)} -> {short_repr(new, 40)}"
+
+
+def resume_changes(folder: Path, recipe: Recipe) -> dict[str, tuple[Any, Any]]:
+    """The keys in which ``recipe`` differs from the checkpoint's own (all of them in ``RESUMABLE_KEYS``);
+    any other difference raises RecipeError (exit 2) naming the keys, before anything is written."""
+    saved = Path(folder) / "recipe.yaml"
+    if not saved.is_file():  # not written by i2i's save_checkpoint: nothing to compare with
+        return {}
+    old = recipe_from_text(saved.read_text(encoding="utf-8"), str(saved))
+    changes = recipe_changes(old, recipe)
+    refused = [k for k in changes if not resumable(k)]
+    if refused:
+        shown = "; ".join(_change(k, *changes[k]) for k in refused[:8]) + (" ..." if len(refused) > 8 else "")
+        raise RecipeError(
+            f"--resume {folder}: these keys differ from the recipe the checkpoint was trained with ({saved}) and "
+            f"cannot change on resume: {shown}. The checkpoint's weights, optimizer state, schedule and data order "
+            "were made with the old values: resume with them, or start a new run (another train.output_dir; "
+            "model.init_from starts it from this run's export). Keys that can change on resume: "
+            + ", ".join(p for p in RESUMABLE_KEYS if p.removesuffix(".*") == p or p[:-2] not in RESUMABLE_KEYS),
+            file=recipe.source, key=refused[0] if len(refused) == 1 else None)
+    return changes
+
+
+def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    return "; ".join(_change(k, *v) for k, v in changes.items())
+
+
+def set_learning_rate(optimizer: Any, scheduler: Any, lr: float) -> None:
+    """Make ``lr`` the base learning rate of an optimizer whose state (and its LambdaLR's) a checkpoint restored:
+    the scheduler's factor for the current step still applies."""
+    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    factors = [rule(scheduler.last_epoch) for rule in scheduler.lr_lambdas]
+    for group, factor in zip(optimizer.param_groups, factors):
+        group["initial_lr"] = lr
+        if torch.is_tensor(group["lr"]):
+            group["lr"].fill_(lr * factor)
+        else:
+            group["lr"] = lr * factor
+    scheduler._last_lr = [g["lr"].item() if torch.is_tensor(g["lr"]) else g["lr"] for g in optimizer.param_groups]
+
+
 def save_checkpoint(accelerator: Any, run_dir: Path, step: int, *, recipe: Recipe, extra_state: dict,
                     trainer_state: dict, keep: int) -> Path:
     """Write the checkpoint of ``step`` on every process, atomically: ``save_state`` into a temporary folder,
-    the rest on the main process, rename, move ``latest``, and remove all but the newest ``keep``. A failure
-    (disk full...) removes the partial folder and re-raises; ``latest`` still names the last complete one."""
+    the rest on the main process, rename, move ``latest``, and remove all but the newest ``keep``. Any failure
+    (disk full, whatever the library reports it as) removes the partial folder and re-raises; ``latest`` still
+    names the last complete one."""
     folder = Path(run_dir) / CHECKPOINTS
     final, tmp = step_folder(run_dir, step), temporary_folder(run_dir, step)
     try:
@@ -95,7 +231,7 @@ def save_checkpoint(accelerator: Any, run_dir: Path, step: int, *, recipe: Recip
             os.replace(pointer_tmp, folder / LATEST)
             for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
-    except OSError:
+    except BaseException:  # disk full (OSError, safetensors' SafetensorError, torch.save's RuntimeError), Ctrl-C ...
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     accelerator.wait_for_everyone()

@@ -45,22 +45,26 @@ def to_device(batch: dict, device: torch.device, channels_last: bool = False) ->
     return out
 
 
-def check_precision(mixed_precision: str, allow_slow: bool, device: torch.device, file: str) -> None:
+def check_precision(mixed_precision: str, allow_slow: bool, device: torch.device, file: str, *,
+                    hint: bool = True) -> bool:
     """bf16/fp16 autocast where the hardware lacks it is hundreds of times slower: stop, and say so. On a CPU that
-    has fast bf16 and trains in fp32, say that bf16 is there to be had."""
+    has fast bf16 and trains in fp32, say that bf16 is there to be had (unless ``hint`` is False: the trainer gives
+    the hint once per run folder). Returns whether the hint was given."""
     if device.type == "cpu" and mixed_precision in precision.FULL:
-        if os.environ.get("RANK", "0") != "0":  # one hint per run, not one per process
-            return
+        if not hint or os.environ.get("RANK", "0") != "0":  # one hint per run, not one per process
+            return False
         slowdown = precision.cpu_slowdown(torch.bfloat16)
         if slowdown < precision.FAST:
             log.info("this CPU runs bf16 matmuls %.1fx faster than fp32: train.mixed_precision=bf16 may train "
                      "faster (autocast: convolutions in bf16, losses and weights in fp32)", 1 / slowdown)
-        return
+            return True
+        return False
     reason = None if allow_slow else precision.unsupported(mixed_precision, device)
     if reason:
         raise RecipeError(f"{mixed_precision} mixed precision {reason}; set train.mixed_precision=no (or "
                           "train.allow_slow_precision=true to insist)", file=file, key="train.mixed_precision",
                           value=mixed_precision, choices=["no"])
+    return False
 
 
 def planned_device(force_cpu: bool) -> torch.device:

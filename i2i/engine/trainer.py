@@ -18,7 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..build import Parts, build, build_optimizers, validate_recipe
+from ..build import Parts, build, build_optimizers, check_run_paths, validate_recipe
 from ..errors import I2IError
 from ..inference.export import write_export
 from ..inference.grid import save_grid
@@ -28,10 +28,19 @@ from . import checkpoint
 from .context import TrainContext
 from .hardware import check_precision, cpu_settings, has_tensorboard, planned_device, speed_options, to_device
 from .monitor import HealthMonitor, NonFiniteError, output_range
+from .report import bar_figures, end_summary, progress
 from .sampler import StepSampler
-from .stops import StopSignals, TrainingInterrupted, TrainingStopped, ignore_stop_signals
+from .stops import (
+    StopSignals,
+    TrainingInterrupted,
+    TrainingStopped,
+    ignore_stop_signals,
+    is_write_failure,
+    write_failure_message,
+)
 
 log = logging.getLogger("i2i")
+BF16_HINT_MARKER = ".i2i_bf16_hint"  # in the run folder: the bf16 hint was given there once
 
 
 class Trainer:
@@ -47,6 +56,8 @@ class Trainer:
         self.cfg = self.resolved.train
         self.run_dir = Path(self.cfg.output_dir or Path("runs") / recipe["name"])
         self.step_index = 0
+        self.stat_keys: set[str] = set()  # figures that are statistics, not losses (the losses' pop_stats)
+        self.summary_lines: list[str] = []  # the end-of-run summary for people; the CLI prints it on stderr
 
     # ------------------------------------------------------------------ set-up
     def _accelerate(self, *, trackers: list[str] | None = None, threads: int | None = None) -> None:
@@ -55,7 +66,9 @@ class Trainer:
         # loses nothing here (docs/architecture.md, "CPU performance note")
         torch.set_flush_denormal(True)
         device = planned_device(cfg.cpu)
-        check_precision(cfg.mixed_precision, cfg.allow_slow_precision, device, self.recipe.source)
+        marker = self.run_dir / BF16_HINT_MARKER
+        self.bf16_hinted = check_precision(cfg.mixed_precision, cfg.allow_slow_precision, device, self.recipe.source,
+                                           hint=not marker.exists())
         self.accelerator = Accelerator(
             # cpu=True on a machine without an accelerator: several launched processes then join over gloo
             mixed_precision=cfg.mixed_precision, cpu=device.type == "cpu", log_with=trackers,
@@ -70,7 +83,10 @@ class Trainer:
         set_seed(recipe["seed"])
         self.parts = parts or build(recipe, self.resolved)
         self.model = model = self.parts.model
-        for name in model.nets_required:  # each net separately: G and D are never one Module
+        # each net separately (G and D are never one Module), the optional ones the recipe has too (BicycleGAN's d2:
+        # else never checkpointed, DDP-synced or moved); this order numbers the checkpoint's model_<i> files
+        self.net_order = (*model.nets_required, *(n for n in model.nets_optional if n in model.nets))
+        for name in self.net_order:
             model.nets[name] = accelerator.prepare(speed_options(self.parts.nets[name], cfg))
         self.optimizers = {g: accelerator.prepare(o) for g, o in build_optimizers(recipe, model).items()}
         self.schedulers = {g: build_scheduler(recipe.get("schedule"), o.optimizer, file=recipe.source)
@@ -91,7 +107,7 @@ class Trainer:
         mcfg = self.resolved.monitor
         self.monitor = HealthMonitor(mcfg, recipe=recipe, log_every=cfg.log_every)
         self.ctx = TrainContext(
-            accelerator, model.nets, self.optimizers, model.optim_groups, cfg.grad_clip,
+            accelerator, model.nets, self.optimizers, model.optim_groups, cfg.grad_clip, scaler=accelerator.scaler,
             schedule={"n_critic": cfg.n_critic, "g_steps": cfg.g_steps, "d_warmup_steps": cfg.d_warmup_steps},
             critic_groups=model.critic_groups,
             constraints=tuple(loss for loss in self.parts.losses.values() if getattr(loss, "weight_clip", None)),
@@ -104,11 +120,20 @@ class Trainer:
         self._build(parts)
         return self
 
-    def _resume_from(self, folder: Path) -> None:
+    def _resume_from(self, folder: Path, changes: dict | None = None) -> None:
+        """Load a checkpoint, then apply the recipe keys that changed since it (``checkpoint.RESUMABLE_KEYS``;
+        the learning rates are the ones its optimizer and scheduler state would otherwise bring back)."""
         self.accelerator.load_state(str(folder))
         checkpoint.load_extra_state(folder, self.extra_state, self.accelerator.device)
         self.step_index = checkpoint.read_trainer_state(folder)["step"]
         log.info("resumed from %s at step %d", folder, self.step_index)
+        for key, (_, new) in (changes or {}).items():
+            group = key.split(".")[1] if key.startswith("optim.") and key.endswith(".lr") else None
+            if group in self.optimizers and isinstance(new, (int, float)):
+                checkpoint.set_learning_rate(self.optimizers[group], self.schedulers[group], float(new))
+        if changes:
+            log.info("resume: the recipe changed since the checkpoint; applied: %s",
+                     checkpoint.describe_changes(changes))
 
     # ------------------------------------------------------------------ one step
     def step(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -126,10 +151,13 @@ class Trainer:
                 loss.set_step(step)
         with self.accelerator.autocast():
             logs = model.train_step(batch, self.ctx)
+        self.ctx.end_step()  # fp16: the loss scaler's one update per step, after every group has stepped
         for name, loss in losses.items():
             if hasattr(loss, "pop_stats"):
                 prefix = "d/" if name == "adv" else f"d_{name}/"
-                logs.update({prefix + k: v for k, v in loss.pop_stats().items()})
+                stats = {prefix + k: v for k, v in loss.pop_stats().items()}
+                self.stat_keys.update(stats)
+                logs.update(stats)
         for s in self.schedulers.values():
             s.step()
         if self.emas and step >= self.parts.ema.start_step:
@@ -141,20 +169,26 @@ class Trainer:
     # ------------------------------------------------------------------ the run
     def fit(self) -> dict[str, Any]:
         cfg, run_dir = self.cfg, self.run_dir
+        check_run_paths(self.recipe)  # the run folder can be made there; the data is there, in its layout
         resume_from = checkpoint.resolve_resume(self.resume, run_dir)
         if resume_from is None and checkpoint.latest_checkpoint(run_dir) is not None:
             raise I2IError(f"{run_dir} already holds checkpoints of an earlier run; continue it with "
                            f"--resume latest, or start elsewhere with train.output_dir=<folder>")
+        # a resumed recipe may change only what can change (checkpoint.RESUMABLE_KEYS): refused before any write
+        changes = checkpoint.resume_changes(resume_from, self.recipe) if resume_from is not None else {}
         trackers = ["tensorboard"] if cfg.tensorboard and has_tensorboard() else None
         self._accelerate(trackers=trackers)
         accelerator = self.accelerator
         main = accelerator.is_main_process
+        self._build()  # the data set is read (and checked) before the run folder gets its recipe.yaml
         if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "recipe.yaml").write_text(self.recipe.to_yaml(), encoding="utf-8")
-        self._build()
+            with self._writing(str(run_dir / "recipe.yaml")):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "recipe.yaml").write_text(self.recipe.to_yaml(), encoding="utf-8")
+                if self.bf16_hinted:  # the hint is given once per run folder, not on every resume
+                    (run_dir / BF16_HINT_MARKER).write_text("the bf16 hint was logged for this run folder\n")
         if resume_from is not None:
-            self._resume_from(resume_from)
+            self._resume_from(resume_from, changes)
         start = self.step_index
         loader = self._loader(start)
         fixed = self._fixed_batch(cfg.sample_count)
@@ -168,6 +202,7 @@ class Trainer:
         images_per_step = self.parts.loader.batch_size * accelerator.num_processes
         sums: dict[str, torch.Tensor] = {}
         count, tick, t0, summary = 0, time.perf_counter(), time.perf_counter(), {}
+        self._start, self._t0, self._images_per_step = start, t0, images_per_step  # ETA, interrupt figures
         self.bar = tqdm(total=cfg.max_steps, initial=start, disable=not main or None, dynamic_ncols=True,
                         desc=self.recipe["name"])
         signals = StopSignals()  # SIGINT/SIGTERM: finish the step, write a checkpoint, exit cleanly
@@ -183,7 +218,7 @@ class Trainer:
                                         health_batch)
                     sums, count, tick = {}, 0, time.perf_counter()
                 if main and (step % cfg.sample_every == 0 or step == cfg.max_steps):
-                    self._sample(fixed, run_dir / "samples" / f"step_{step:07d}.png")
+                    self._sample(fixed, run_dir / "samples" / f"step_{step:08d}.png")  # as checkpoints' step_N
                 if scorer and main and (step % scorer.every == 0 or step == cfg.max_steps):
                     summary.update(scorer.score(self.model, self.emas, run_dir, step, accelerator))
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
@@ -205,7 +240,8 @@ class Trainer:
         accelerator, step = self.accelerator, self.step_index
         in_sync = self._ranks_in_sync() if accelerator.num_processes > 1 else None
         if accelerator.is_main_process:
-            self._export()
+            with self._writing(f"the export {self.run_dir / 'export'}", self.run_dir / "export"):
+                self._export()
         accelerator.wait_for_everyone()
         accelerator.end_training()
         result = {"run_dir": str(self.run_dir), **{k: v for k, v in summary.items() if k != "images_per_s"},
@@ -217,6 +253,8 @@ class Trainer:
         result["warnings"] = [w["warning"] for w in self.monitor.warnings]
         if hasattr(self.parts.dataset, "skip_summary"):  # unusable image files left out (data.on_error: skip)
             result["data"] = self.parts.dataset.skip_summary(log_summary=accelerator.is_main_process)
+        if accelerator.is_main_process:
+            self.summary_lines = end_summary(result, self.recipe, self.model)
         AcceleratorState._reset_state()  # a later fit() in this process may choose another precision
         return result
 
@@ -269,12 +307,11 @@ class Trainer:
         figures["images_per_s"] = round(images_per_s, 2)
         if accelerator.is_main_process:
             accelerator.log(figures, step=step)
-            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": step, **figures}) + "\n")
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in figures.items() if not k.startswith("lr/")},
-                                 refresh=False)
-            if not sys.stderr.isatty():
-                print(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in figures.items()), file=sys.stderr,
+            self._append_log([{"step": step, **figures}])
+            self.bar.set_postfix(bar_figures(figures, self.stat_keys), refresh=False)
+            if not sys.stderr.isatty():  # a log file: percent done and time left on each line, instead of the bar
+                where = progress(step, self.cfg.max_steps, self._start, time.perf_counter() - self._t0)
+                print(f"step {where}: " + " ".join(f"{k}={v:.4g}" for k, v in figures.items()), file=sys.stderr,
                       flush=True)
         ctx.grad_norms = {}
         summary = {"step": step, **figures}
@@ -307,7 +344,28 @@ class Trainer:
     def _sample(self, fixed: dict, path: Path) -> None:
         with self._eval_nets():
             rows = self.model.visuals(fixed)
-        save_grid(rows, path)
+        with self._writing(f"the sample {path.name}", path):
+            save_grid(rows, path)
+
+    @contextlib.contextmanager
+    def _writing(self, what: str, where: Path | None = None):
+        """A failed write inside the block (a full disk, permissions, however the library reports it) stops the
+        run cleanly, naming the file and the disk, and keeps the last good checkpoint as ``latest``."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001  only write failures are handled; anything else goes on up
+            if not is_write_failure(exc):
+                raise
+            last = checkpoint.latest_checkpoint(self.run_dir)
+            keep = f"the last good checkpoint is {last}" if last else "no earlier checkpoint exists"
+            self._close()
+            raise TrainingStopped(f"{write_failure_message(what, exc, where or self.run_dir)}; {keep}. Free space "
+                                  "(or fix the folder), then continue with --resume latest") from exc
+
+    def _append_log(self, entries: list[dict]) -> None:
+        path = self.run_dir / "log.jsonl"
+        with self._writing(str(path), path), open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(e) + "\n" for e in entries)
 
     def _nonfinite(self, sums: dict) -> str:
         """Names of non-finite running losses or parameters (a host sync: checkpoint time only)."""
@@ -318,7 +376,8 @@ class Trainer:
         return ", ".join(bad)
 
     def _close(self) -> None:
-        self.bar.close()
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
         self.accelerator.end_training()
         AcceleratorState._reset_state()
 
@@ -334,19 +393,13 @@ class Trainer:
     def _safe_checkpoint(self) -> None:
         """A checkpoint, or (disk full, permissions...) a clean stop that keeps the last good one as ``latest``."""
         model, step = self.model, self.step_index
-        try:
+        # save_checkpoint removes its partial folder on any failure; a write failure then stops the run cleanly
+        with self._writing(f"the checkpoint of step {step}", self.run_dir / checkpoint.CHECKPOINTS):
             checkpoint.save_checkpoint(
                 self.accelerator, self.run_dir, step, recipe=self.recipe, extra_state=self.extra_state,
                 keep=self.cfg.keep_checkpoints,
-                trainer_state={"nets": list(model.nets_required), "export": list(model.export),
+                trainer_state={"nets": list(self.net_order), "export": list(model.export),
                                "export_info": model.export_info(self.parts.dataset)})
-        except OSError as exc:
-            last = checkpoint.latest_checkpoint(self.run_dir)
-            keep = f"the last good checkpoint is {last}" if last else "no earlier checkpoint exists"
-            self._close()
-            raise TrainingStopped(f"could not write the checkpoint of step {step} ({exc.strerror or exc}: "
-                                  f"{exc.filename or self.run_dir}); {keep}. Free space (or fix the folder), then "
-                                  "continue with --resume latest") from exc
 
     def _stop_on_signal(self, signals: StopSignals) -> None:
         name = signals.name() or "a stop signal on another process"
@@ -355,8 +408,14 @@ class Trainer:
         if last is None or last.name != folder.name:
             self._safe_checkpoint()
         self._close()
+        elapsed, steps = time.perf_counter() - self._t0, self.step_index - self._start
+        result = {"run_dir": str(self.run_dir), "interrupted": name, "step": self.step_index, "steps_run": steps,
+                  "seconds": round(elapsed, 2),
+                  "images_per_s": round(self._images_per_step * steps / max(elapsed, 1e-9), 2),
+                  "checkpoint": str(folder), "resume": "--resume latest",
+                  "warnings": [w["warning"] for w in self.monitor.warnings]}
         raise TrainingInterrupted(f"{name} at step {self.step_index}: checkpoint {folder} written; continue with "
-                                  "--resume latest", signum=signals.received or signal.SIGTERM)
+                                  "--resume latest", signum=signals.received or signal.SIGTERM, result=result)
 
     def _any_rank(self, flag: bool) -> bool:
         accelerator = self.accelerator
@@ -366,8 +425,7 @@ class Trainer:
 
     def _log_warnings(self, warnings: list[dict]) -> None:
         if warnings:
-            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-                f.writelines(json.dumps(w) + "\n" for w in warnings)
+            self._append_log(warnings)
 
     def _ranks_in_sync(self) -> float:
         """Largest difference, over ranks, of per-net parameter checksums (0.0 when DDP kept them identical)."""

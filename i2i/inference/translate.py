@@ -1,9 +1,12 @@
 """Translate a folder tree with an export: every image, same relative names, channels and bit depth kept."""
 from __future__ import annotations
 
+import collections
+import contextlib
 import copy
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,8 +19,10 @@ from torch import nn
 
 from ..allocator import keep_freed_memory
 from ..data.io import (
+    IMAGE_EXTENSIONS,
     adapt_channels,
     from_tensor,
+    is_image,
     list_images,
     read_image,
     show_path,
@@ -37,6 +42,8 @@ AUTO_TILE_PIXELS = 2048 * 2048  # larger inputs (H * W, divided by scale**2 for 
 AUTO_TILE = 512  # tile side used then, rounded up to the net's size multiple
 MAX_BATCH = 4  # images per forward pass unless --batch-size says otherwise
 CPU_PASS_FLOPS = 50e9  # on the CPU: images per pass such that a pass is about this much work (at least 1)
+PROGRESS_MIN_INPUTS = 20  # a non-terminal stderr gets progress lines for more inputs than this
+PROGRESS_SECONDS = 60.0  # ... at every tenth of the inputs, and at least this often
 
 
 def flops_per_pixel(net: torch.nn.Module, in_channels: int, multiple: int, smallest: int, device) -> float | None:
@@ -79,14 +86,38 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise I2IError(f"--precision {precision}: {precision} {reason}; use --precision fp32")
 
 
-def check_folders(input_dir: Path, output_dir: Path) -> None:
-    """Outputs never land inside the input tree (nor the input inside the output): no input is overwritten."""
-    if not input_dir.is_dir():
-        raise I2IError(f"--input {input_dir}: no such folder")
+def check_folders(input_dir: Path, output_dir: Path, export_dir: Path | None = None) -> None:
+    """--input is a folder or one image; --output is a folder (or will be one) that never overlaps the input tree
+    (no input is overwritten) and lies outside the export ``export_dir``. Raises I2IError (exit 2) before anything
+    is written."""
+    single = input_dir.is_file()
+    if not single and not input_dir.is_dir():
+        what = "not a regular file or folder" if input_dir.exists() else "no such file or folder"
+        raise I2IError(f"--input {show_path(input_dir)}: {what}")
+    if single and not is_image(input_dir):
+        raise I2IError(f"--input {show_path(input_dir)}: not an image file name (extension "
+                       f"{input_dir.suffix or 'none'!r}; images are {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    for existing in (output_dir, *output_dir.absolute().parents):
+        if existing.exists() or existing.is_symlink():
+            if not existing.is_dir():
+                what = "it is" if existing == output_dir else f"{show_path(existing)}, in its path, is"
+                raise I2IError(f"--output {show_path(output_dir)} must be a folder (made if missing), but {what} a "
+                               "file; choose a folder")
+            break
     src, dst = input_dir.resolve(), output_dir.resolve()
-    if src == dst or src in dst.parents or dst in src.parents:
+    if single:
+        # one image: refused only where its output (--output/<name>) would replace the image itself
+        if dst / input_dir.name in (src, input_dir.absolute()) or dst == input_dir.absolute().parent.resolve():
+            raise I2IError(f"--output {show_path(output_dir)} is the folder of --input {show_path(input_dir)}: the "
+                           "output would replace the image; choose another output folder")
+    elif src == dst or src in dst.parents or dst in src.parents:
         raise I2IError(f"--output {output_dir} overlaps --input {input_dir}; choose an output folder outside "
                        "the input tree (translate never writes next to its inputs)")
+    if export_dir is not None:
+        exp = Path(export_dir).resolve()
+        if dst == exp or exp in dst.parents:
+            raise I2IError(f"--output {show_path(output_dir)} is inside the export {show_path(export_dir)}; choose an "
+                           "output folder outside it (translate never writes into an export)")
 
 
 def output_path(output_dir: Path, rel: Path) -> Path:
@@ -169,9 +200,9 @@ def _assemble(strips: Iterable[tuple[int, torch.Tensor]], item: _Item, in_channe
 
 
 def _check_arguments(input_dir: Path, output_dir: Path, batch_size: int | None, tile_batch: int | None,
-                     device: str | torch.device, precision: str) -> torch.device:
+                     device: str | torch.device, precision: str, export_dir: Path | None = None) -> torch.device:
     """The folders, counts and precision are usable; returns the device."""
-    check_folders(input_dir, output_dir)
+    check_folders(input_dir, output_dir, export_dir)
     check_count("--batch-size", batch_size)
     check_count("--tile-batch", tile_batch)
     device = torch.device(device)
@@ -210,13 +241,80 @@ def _speed_up_torch(on_cpu: bool) -> None:
         keep_freed_memory()  # each pass's activations reuse the last pass's memory instead of faulting it in
 
 
-def _list_inputs(input_dir: Path) -> tuple[list[Path], list[dict]]:
-    """(the images under ``input_dir``, a failure entry per folder that could not be listed, e.g. permissions)."""
+def _list_inputs(input_dir: Path) -> tuple[list[tuple[Path, Path]], list[dict], list[dict]]:
+    """(the inputs as (path, path relative to --input), a failure entry per folder that could not be listed (e.g.
+    permissions), a skip entry per file or folder left out on purpose (hidden, not an image, symlinked folder)).
+    ``input_dir`` may be one image: its output is named after it."""
+    if input_dir.is_file():
+        return [(input_dir, Path(input_dir.name))], [], []
     unlisted: list[tuple[Path, str]] = []
-    files = list_images(input_dir, errors=unlisted)
+    skipped: list[tuple[Path, str]] = []
+    files = list_images(input_dir, errors=unlisted, skipped=skipped)
+    skips = [{"file": show_path(path), "reason": reason} for path, reason in sorted(skipped)]
     if not files and not unlisted:
-        raise I2IError(f"--input {input_dir}: no images found (looked for png, jpg, tif, bmp, webp recursively)")
-    return files, [{"file": str(folder), "error": reason} for folder, reason in unlisted]
+        kinds = collections.Counter(_skip_kind(s["reason"]) for s in skips)
+        left_out = f"; left out: {', '.join(f'{n} {kind}' for kind, n in kinds.items())}" if kinds else ""
+        raise I2IError(f"--input {input_dir}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
+                       f"recursively{left_out})")
+    return ([(path, path.relative_to(input_dir)) for path in files],
+            [{"file": str(folder), "error": reason} for folder, reason in unlisted], skips)
+
+
+def _skip_kind(reason: str) -> str:
+    """'hidden file' of 'hidden file (its name starts with '.')': the part before the details."""
+    return reason.split(" (", 1)[0]
+
+
+class _Progress:
+    """Translate's progress on stderr: a tqdm bar with its ETA where stderr is a terminal; elsewhere (a log file,
+    a pipe), for more than ``PROGRESS_MIN_INPUTS`` inputs, one line at every tenth and at least every
+    ``PROGRESS_SECONDS``."""
+
+    def __init__(self, total: int, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        try:
+            tty = bool(self.stream.isatty())
+        except (AttributeError, ValueError):  # a replaced or closed stream
+            tty = False
+        self.total, self.done, self.bar = total, 0, None
+        self.lines = enabled and not tty and total > PROGRESS_MIN_INPUTS
+        if enabled and tty and total > 1:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, file=self.stream, unit="image", desc="i2i: translate", dynamic_ncols=True)
+        self.t0 = self.last = time.perf_counter()
+        self.tenths = 0
+
+    def redirect_logs(self):
+        """Inside it, log lines are printed above the bar instead of through it."""
+        if self.bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+        return logging_redirect_tqdm()
+
+    def step(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        if not self.lines:
+            return
+        now, tenths = time.perf_counter(), self.done * 10 // self.total
+        if tenths > self.tenths or now - self.last >= PROGRESS_SECONDS:
+            self.tenths, self.last = tenths, now
+            rate = self.done / max(now - self.t0, 1e-9)
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            print(f"i2i: translate: {self.done}/{self.total} inputs ({100 * self.done // self.total}%), "
+                  f"{rate:.2f}/s, ETA {_duration(eta)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 @dataclass
@@ -237,6 +335,7 @@ class _Run:
     per_pixel: float | None  # forward FLOPs per input pixel (CPU without --batch-size), else None
     plan: LatentPlan | None = None  # latent codes of a multimodal generator
     failed: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # left out on purpose, with the reason: said and counted
     written: int = 0
     tiled: int = 0
     pending: list[_Item] = field(default_factory=list)  # whole images of one size waiting for a forward pass
@@ -264,14 +363,20 @@ class _Run:
 
     def read_item(self, path: Path, rel: Path) -> tuple[_Item | None, int | None]:
         """(the input at ``path``, its tile side or None); (None, None) and a failure entry when it cannot be read."""
+        frames: list[int] = []
         try:
-            source = read_image(path)
+            source = read_image(path, frames=frames)
             side = self.tile_side(rel, *source.shape[:2])
             # a tiled image stays in its file's dtype and is converted tile by tile (no full-size float copy)
             tensor = ImageSource(adapt_channels(source, self.in_c)) if side else input_tensor(source, self.in_c)
         except (DataError, ValueError, OSError, MemoryError) as exc:  # unreadable inputs: reported, not fatal
             self.failed.append({"file": str(path), "error": str(exc) or type(exc).__name__})
             return None, None
+        if frames and frames[0] > 1:
+            what = "pages" if path.suffix.lower() in (".tif", ".tiff") else "frames"
+            rest = f"{what[:-1]} 2 was" if frames[0] == 2 else f"{what} 2-{frames[0]} were"
+            self.skipped.append({"file": show_path(path), "reason": f"{what} after the first not translated (it has "
+                                 f"{frames[0]} {what}; translate reads the first only: {rest} left out)"})
         return _Item(path, rel, tensor, source), side
 
     def variants(self, item: _Item, index: int) -> list[_Item]:
@@ -351,7 +456,9 @@ class _Run:
             extra = self.plan.summary()
             if self.written:
                 self.plan.write_codes(self.output_dir / "latents.json")
+        kinds = collections.Counter(_skip_kind(s["reason"]) for s in self.skipped)
         return {**extra, "images": self.written, "failed": len(self.failed), "failures": self.failed,
+                "skipped": len(self.skipped), "skipped_reasons": dict(sorted(kinds.items())), "skips": self.skipped,
                 "direction": direction or next(iter(export.meta["directions"])), "seconds": round(seconds, 3),
                 "images_per_s": round(self.written / max(seconds, 1e-9), 3), "tiled": self.tiled,
                 **({"tile_batch": self.tiles_per_pass} if self.tiled else {}), "output": str(self.output_dir)}
@@ -362,8 +469,11 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                      tile_overlap: int = 32, tile_batch: int | None = None, samples: int | None = None,
                      seed: int = 0, sync_z: bool = False,
                      style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32",
-                     compile: bool = False) -> dict:
-    """Translate every image under ``input_dir`` into ``output_dir``; returns figures (and failed files).
+                     compile: bool = False, progress: bool = False) -> dict:
+    """Translate every image under ``input_dir`` (or the one image ``input_dir`` names) into ``output_dir``; returns
+    figures, failed files (``failures``) and what was left out on purpose (``skips``: hidden files, files without
+    an image extension, symlinked folders, pages of a multi-page TIFF after the first; counted in ``skipped`` and
+    ``skipped_reasons``). ``progress``: show progress on stderr (see ``_Progress``).
 
     ``batch_size``: images of equal size per forward pass. ``None``: ``MAX_BATCH``, except on the CPU, where big
     convolutions already use every core, so batching them costs memory and can cost time, while small ones still
@@ -386,7 +496,7 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     ``torch.compile`` (seconds to compile per input size, then faster passes; see ``Compiled``).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    device = _check_arguments(input_dir, output_dir, batch_size, tile_batch, device, precision)
+    device = _check_arguments(input_dir, output_dir, batch_size, tile_batch, device, precision, export.path)
     on_cpu = device.type == "cpu"
     # on the CPU, 512 px tiles already fill the cores: more tiles per pass cost memory, not time (benchmarks/README.md)
     tiles_per_pass = tile_batch or (1 if on_cpu else batch_size or MAX_BATCH)
@@ -402,19 +512,23 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                                      interpolate=interpolate, device=device)
     _speed_up_torch(on_cpu)
 
-    files, run.failed = _list_inputs(input_dir)
+    files, run.failed, run.skipped = _list_inputs(input_dir)
     t0 = time.perf_counter()
-    with autocast(precision, device):  # every forward pass: whole images, tiles, interpolation strips
-        for index, path in enumerate(files):
-            item, side = run.read_item(path, path.relative_to(input_dir))
-            if item is None:
-                continue
-            if run.plan is not None and run.plan.interpolate:
-                run.interpolation_strip(item, index)
-            for variant in run.variants(item, index):
-                if side:
-                    run.translate_tiled(variant, side)
-                else:
-                    run.queue(variant)
-        run.flush()
+    shown = _Progress(len(files), progress)
+    try:
+        with shown.redirect_logs(), autocast(precision, device):  # every pass: images, tiles, interpolation strips
+            for index, (path, rel) in enumerate(files):
+                item, side = run.read_item(path, rel)
+                if item is not None:
+                    if run.plan is not None and run.plan.interpolate:
+                        run.interpolation_strip(item, index)
+                    for variant in run.variants(item, index):
+                        if side:
+                            run.translate_tiled(variant, side)
+                        else:
+                            run.queue(variant)
+                shown.step()
+            run.flush()
+    finally:
+        shown.close()
     return run.summary(export, direction, time.perf_counter() - t0)

@@ -116,6 +116,14 @@ class GANModel:
     def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:
         """Cross-field checks (channels, sizes) for this model's recipe; raise RecipeError."""
 
+    @classmethod
+    def export_contract(cls) -> dict[str, dict[str, str]]:
+        """The attributes each exported net must have (net name -> {attribute: what reads it}), because the
+        commands that run an export alone read them; validation builds the net on the meta device and checks
+        each is a positive integer. A translating generator (``directions``) needs ``in_channels``."""
+        return {name: {"in_channels": "`i2i translate` and tiling feed it images of that many channels"}
+                for name in cls.directions.values()}
+
     @staticmethod
     def net_arg(recipe: dict, name: str, arg: str) -> Any:
         cfg = recipe["nets"][name]

@@ -38,6 +38,11 @@ class BicycleGAN(GANModel):
     directions = {"AtoB": "g"}
     scorer = "i2i.evaluation.paired_scoring:PairedScorer"
 
+    @classmethod
+    def export_contract(cls) -> dict[str, dict[str, str]]:
+        return {**super().export_contract(),
+                "e": {"in_channels": "`i2i translate --style-from` encodes a B image of that many channels"}}
+
     def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module], conditional_d: bool = False):
         super().__init__(nets, losses)
         self.conditional_d = conditional_d

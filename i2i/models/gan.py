@@ -56,6 +56,12 @@ class LatentGAN(GANModel):
         return {"kind": "conditional", "class_names": list(getattr(dataset, "class_names", []))}
 
     @classmethod
+    def export_contract(cls) -> dict[str, dict[str, str]]:
+        return {"g": {"z_dim": "training, `i2i sample` and `i2i eval` draw noise of that size",
+                      "out_channels": "`i2i eval` compares its samples with real images of that many channels",
+                      "size": "`i2i eval` compares its samples with real images of that size"}}
+
+    @classmethod
     def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:
         c = data_channels["real"]
         cls.check_channels(recipe, "g", "out_channels", c, f"data gives images with {c} channel(s)", file=file)

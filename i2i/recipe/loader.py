@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -166,7 +167,9 @@ def _resolve(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if not isinstance(base, str) or not base.strip():
         raise RecipeError("base must be the path of a recipe file, relative to this one", file=str(path), key="base",
                           value=base)
-    return deep_merge(_resolve(path.parent / base, (*chain, path)), data)
+    target = path.parent / base
+    bundled = _bundled_name(base, target)  # `base: cyclegan`: a bundled recipe, also from an installed i2i
+    return deep_merge(_resolve(bundled or target, (*chain, path)), data)
 
 
 def parse_override(text: str, *, file: str | None = None) -> tuple[list[str], Any]:
@@ -230,6 +233,68 @@ def _check_strings(node: Any, key: str, file: str) -> None:
                           file=file, key=key, value=node)
 
 
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+def bundled_recipes_dir() -> Path | None:
+    """The folder of recipes that ship with i2i, or None where there is none on disk.
+
+    An installed wheel has them as the package data of ``i2i.recipes`` (pyproject.toml maps that package onto the
+    repository's recipes/ folder, and an editable install made since maps it the same way). A source checkout or
+    an older editable install has only the recipes/ folder beside the i2i package.
+    """
+    from importlib.resources import files
+    try:
+        root = files("i2i.recipes")
+    except ModuleNotFoundError:
+        root = None
+    candidates = [root] if isinstance(root, Path) else []  # a zipped install has no folder: base: needs one
+    candidates.append(Path(__file__).resolve().parents[2] / "recipes")
+    return next((c for c in candidates if (c / "pix2pix.yaml").is_file()), None)
+
+
+def bundled_recipes() -> dict[str, Path]:
+    """{'cyclegan': .../cyclegan.yaml, 'demo/pix2pix': .../demo/pix2pix.yaml, ...}: name -> file, sorted."""
+    root = bundled_recipes_dir()
+    if root is None:
+        return {}
+    paths = sorted(p for suffix in RECIPE_SUFFIXES for p in root.rglob(f"*{suffix}"))
+    return {p.relative_to(root).with_suffix("").as_posix(): p for p in paths}
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # not allowed to look: taken as given, and reading it reports the problem
+        return True
+
+
+def _bundled_name(name: str, where: Path) -> Path | None:
+    """The bundled recipe that ``name`` means: a name without .yaml (``cyclegan``, ``demo/pix2pix``) where the
+    path it would otherwise be, ``where``, does not exist; else None."""
+    path = Path(name)
+    if path.suffix.lower() in RECIPE_SUFFIXES or path.is_absolute() or _exists(where):
+        return None
+    found = bundled_recipes().get(path.as_posix())
+    if found is not None:
+        logging.getLogger(__name__).info("%s: the bundled recipe %s", name, found)
+    return found
+
+
+def find_recipe(name: str | os.PathLike) -> Path:
+    """The file a recipe argument names: an existing path as given, else a bundled recipe's name (``cyclegan``,
+    ``demo/pix2pix``: no .yaml), so a regular install trains its recipes from any folder."""
+    path = Path(name)
+    found = _bundled_name(str(name), path)
+    if found is not None:
+        return found
+    if path.suffix.lower() in RECIPE_SUFFIXES or path.is_absolute() or _exists(path):
+        return path
+    bundled = bundled_recipes()
+    raise RecipeError("no such recipe file, nor a bundled recipe of that name (`i2i recipes` lists them; a file "
+                      "name ends in .yaml)", value=str(name), choices=bundled or None)
+
+
 def default_name(path: Path) -> str:
     """recipes/demo/pix2pix.yaml -> 'demo_pix2pix'; recipes/cyclegan.yaml -> 'cyclegan'."""
     parts = list(path.with_suffix("").parts)
@@ -238,8 +303,9 @@ def default_name(path: Path) -> str:
 
 
 def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recipe:
-    """Read a recipe file, merge its ``base:`` chain, apply dotted overrides and check the structure."""
-    path = Path(path)
+    """Read a recipe file (or a bundled recipe by name, see ``find_recipe``), merge its ``base:`` chain, apply
+    dotted overrides and check the structure."""
+    path = find_recipe(path)
     file = str(path)
     data = _resolve(path)
     for text in overrides:
