@@ -129,7 +129,9 @@ class BicycleGAN(GANModel):
     @torch.no_grad()
     def health_samples(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         a = batch["real_a"]
-        return self.nets["g"](a, torch.randn(a.shape[0], self.z_dim, device=a.device)), batch["real_b"]
+        # a private generator: the monitor's draws must not move the training RNG (resume equality)
+        z = torch.randn(a.shape[0], self.z_dim, generator=torch.Generator().manual_seed(1)).to(a.device)
+        return self.nets["g"](a, z), batch["real_b"]
 
     def export_info(self, dataset: Any) -> dict:
         return {"task": PAIRED_TASK, "z_dim": self.z_dim}
