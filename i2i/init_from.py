@@ -29,7 +29,6 @@ from .inference.export import (
     export_weights,
     find_export,
     fit_problem,
-    mismatch,  # noqa: F401  (its home was here: callers import it from here too)
     safetensors_header,
 )
 

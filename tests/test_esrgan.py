@@ -20,7 +20,8 @@ from i2i.data.demo import ensure_demo
 from i2i.data.io import list_images
 from i2i.errors import RecipeError
 from i2i.evaluation.sr_scoring import SRScorer, load_eval_pairs, score_pairs
-from i2i.init_from import apply_init_from, mismatch
+from i2i.inference.export import mismatch
+from i2i.init_from import apply_init_from
 from i2i.optim import SCHEDULES, CosineRestarts, MultiStep, build_scheduler
 from i2i.recipe import Recipe, load_recipe
 

@@ -168,7 +168,8 @@ def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     """{tensor name: (dtype as safetensors names it, e.g. 'F32', shape)} from the file header: no tensor data is
     read. Raises what safetensors raises for a damaged or foreign file."""
     with safe_open(str(path), framework="pt") as f:
-        return {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}  # noqa: SIM118
+        slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118  (not a dict)
+        return {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}
 
 
 def mismatch(net_shapes: dict[str, tuple[int, ...]], file_shapes: dict[str, tuple[int, ...]],
