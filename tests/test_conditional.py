@@ -126,6 +126,7 @@ def test_train_export_sample_eval(model, digits_root, tmp_path, capsys):
     assert scores["diversity"] >= 0 and scores["real_diversity"] > 0.1  # real digits of one class differ
 
 
+@pytest.mark.slow
 def test_acgan_learns_classes_on_digits(digits_root, tmp_path, capsys):
     """A short CPU run: generated digits are recognised as the requested class far above chance (10%)."""
     recipe = tiny("acgan", digits_root, tmp_path / "run", max_steps=400, log_every=100, sample_every=400,

@@ -34,7 +34,9 @@ class Export:
     nets: dict[str, nn.Module]
 
     def generator(self, direction: str | None = None) -> tuple[str, nn.Module]:
-        directions: dict[str, str] = self.meta.get("directions") or {}
+        """The net that translates in ``direction`` (default: the first), and the name of the exported net whose
+        size rules apply to its input. A direction that names several nets gets a ``Chain`` of them."""
+        directions: dict[str, str | list[str]] = self.meta.get("directions") or {}
         if not directions:
             raise I2IError(f"{self.path}: this export ('{self.meta.get('model')}') has no generator to translate with "
                            "(its meta.json lists no directions)")
@@ -43,8 +45,33 @@ class Export:
         if direction not in directions:
             raise I2IError(f"{self.path}: model '{self.meta.get('model')}' has no direction '{direction}'; "
                            f"valid: {', '.join(directions)}")
-        name = directions[direction]
-        return name, self.nets[name]
+        names = chain_names(directions[direction])
+        if len(names) == 1:
+            return names[0], self.nets[names[0]]
+        return names[0], Chain([self.nets[n] for n in names])
+
+
+def chain_names(target: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The exported nets a direction runs, in order: one name, or a list of names."""
+    return [target] if isinstance(target, str) else list(target)
+
+
+class Chain(nn.Module):
+    """Exported nets applied in sequence for one direction (an encoder then a decoder: an autoencoder's G(E(x)),
+    UNIT's decode_B(encode_A(x))). Each net gets the previous one's output, or its first element when it returns a
+    tuple or list (an encoder's (mu, logvar) passes mu). The input is the first net's: its ``in_channels``."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.stages = nn.ModuleList(nets)
+        self.in_channels = getattr(nets[0], "in_channels", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for net in self.stages:
+            x = net(x)
+            if isinstance(x, (tuple, list)):
+                x = x[0]
+        return x
 
 
 def write_export(recipe: Recipe, state_dicts: dict[str, dict[str, torch.Tensor]], out_dir: Path,
@@ -301,10 +328,17 @@ def _read_bundle(path: str | os.PathLike) -> tuple[Path, dict, Recipe, dict[str,
         raise I2IError(f"{where}: 'files' must map net names to the safetensors files in the export folder, got "
                        f"{short_repr(files)}")
     directions = meta.get("directions", {})
-    if not isinstance(directions, dict) or any(not isinstance(v, str) or v not in files for v in directions.values()):
-        raise I2IError(f"{where}: 'directions' must map directions (AtoB ...) to exported nets ({', '.join(files)}), "
-                       f"got {short_repr(directions)}")
+    if not isinstance(directions, dict) or not all(_direction_ok(v, files) for v in directions.values()):
+        raise I2IError(f"{where}: 'directions' must map directions (AtoB ...) to exported nets ({', '.join(files)}) "
+                       f"or lists of them, got {short_repr(directions)}")
     return root, meta, recipe, {name: export_weights(root, files, name) for name in files}
+
+
+def _direction_ok(target: Any, files: dict) -> bool:
+    """A direction names one exported net, or a non-empty list of them."""
+    if isinstance(target, str):
+        return target in files
+    return isinstance(target, list) and bool(target) and all(isinstance(n, str) and n in files for n in target)
 
 
 def _net_difference(a: Any, b: Any, key: str) -> str | None:

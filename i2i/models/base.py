@@ -57,7 +57,9 @@ class GANModel:
     export: ClassVar[tuple[str, ...]] = ()
     order: ClassVar[tuple[str, ...]] = ("d", "g")
     critic_groups: ClassVar[tuple[str, ...]] = ("d",)  # discriminator groups: n_critic, warm-up, weight clipping
-    directions: ClassVar[dict[str, str]] = {}  # translate direction -> exported generator name
+    # translate direction -> the exported generator, or a tuple of exported nets applied in sequence (an encoder
+    # then a decoder; see i2i/inference/export.py: Chain)
+    directions: ClassVar[dict[str, str | tuple[str, ...]]] = {}
 
     def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module]):
         self.nets = nets
@@ -120,9 +122,11 @@ class GANModel:
     def export_contract(cls) -> dict[str, dict[str, str]]:
         """The attributes each exported net must have (net name -> {attribute: what reads it}), because the
         commands that run an export alone read them; validation builds the net on the meta device and checks
-        each is a positive integer. A translating generator (``directions``) needs ``in_channels``."""
+        each is a positive integer. A translating generator (``directions``; the first net of a chain) needs
+        ``in_channels``."""
+        firsts = (t if isinstance(t, str) else t[0] for t in cls.directions.values())
         return {name: {"in_channels": "`i2i translate` and tiling feed it images of that many channels"}
-                for name in cls.directions.values()}
+                for name in firsts}
 
     @staticmethod
     def net_arg(recipe: dict, name: str, arg: str) -> Any:
