@@ -263,8 +263,8 @@ def load_extra_state(folder: Path, objects: dict, device: torch.device) -> None:
 
 def export_meta(recipe: Recipe, directions: dict, step: int, ema: bool) -> dict:
     """What every export's meta.json says about the run it came from."""
-    return {"model": recipe["model"]["type"], "step": step, "ema": ema, "directions": {d: t if isinstance(t, str) else list(t) for d, t in directions.items()},
-            "name": recipe["name"]}
+    listed = {d: t if isinstance(t, str) else list(t) for d, t in directions.items()}  # a chain: a JSON list
+    return {"model": recipe["model"]["type"], "step": step, "ema": ema, "directions": listed, "name": recipe["name"]}
 
 
 def export_checkpoint(path: str | Path, output: str | Path | None = None) -> Path:
