@@ -85,10 +85,11 @@ def finite_log(run: Path) -> tuple[bool, int]:
     return ok, len(rows)
 
 
-def phase_demos(res: Results, steps: int, parallel: int, work: Path, deadline: float) -> None:
+def phase_demos(res: Results, steps: int, parallel: int, work: Path, deadline: float,
+                names: list[str] | None = None) -> None:
     from i2i.data.demo import ensure_demo
     from i2i.recipe import load_recipe
-    recipes = sorted((ROOT / "recipes" / "demo").glob("*.yaml"))
+    recipes = sorted(r for r in (ROOT / "recipes" / "demo").glob("*.yaml") if not names or r.stem in names)
     for r in recipes:  # build each demo data set once, before the runs race for it
         data = load_recipe(r)["data"]
         if data.get("demo"):
@@ -289,6 +290,7 @@ def main() -> None:
                                                           "max-autotune-no-cudagraphs"])
     p.add_argument("--demo-steps", type=int, default=100)
     p.add_argument("--parallel", type=int, default=12, help="demo runs at once")
+    p.add_argument("--demos", nargs="+", help="only these demo recipes (file stems); default: every one")
     p.add_argument("--budget", type=float, default=480, help="seconds: later demo runs and compile modes are "
                                                               "skipped (and listed) once this is spent")
     args = p.parse_args()
@@ -304,7 +306,8 @@ def main() -> None:
     data = work / "data"
     make_folders(data)
     phases = {"tests": lambda: phase_tests(res), "trainer": lambda: phase_trainer(res, data, work, peak),
-              "demos": lambda: phase_demos(res, args.demo_steps, args.parallel, work / "demos", deadline - 60),
+              "demos": lambda: phase_demos(res, args.demo_steps, args.parallel, work / "demos", deadline - 60,
+                                                 args.demos),
               "loop": lambda: phase_loop(res, data, work),
               "compile": lambda: phase_compile(res, data, deadline - 45, args.compile_modes)}
     (work / "demos").mkdir()

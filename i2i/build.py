@@ -28,6 +28,7 @@ from .recipe import (
     check_positive,
     split_data,
 )
+from .recipe.schema import check_keep_best, check_trackers
 from .registry import DATASETS, LOSSES, MODELS, NETS, config_value, load_plugins
 
 
@@ -201,12 +202,14 @@ def _validate_recipe(recipe: Recipe) -> Resolved:
         raise RecipeError("decay must be between 0 and 1", file=file, key="ema.decay", value=ema.decay)
     scorer = None
     if recipe.get("eval") is not None:
-        scorer = scorer_for(model_cls)
+        scorer = scorer_for(model_cls, recipe["eval"])
         if scorer is None:
-            raise RecipeError(f"model '{recipe['model']['type']}' has no built-in evaluation; remove the eval section",
-                              file=file, key="eval")
+            raise RecipeError(f"model '{recipe['model']['type']}' has no built-in evaluation; remove the eval section "
+                              "or score FID/KID with eval: {fid: {real: DIR}}", file=file, key="eval")
         scorer.check_config(recipe["eval"], recipe, file=file)
     train, monitor = _check_train(recipe)
+    check_trackers(train, file)
+    check_keep_best(train, recipe, scorer, file)
     data_cfg, loader_cfg = split_data(recipe["data"])
     channels = data_cls.channels_from_config(**{k: v for k, v in data_cfg.items() if k != "type"})
     _check_batch_memory(data_cls, data_cfg, loader_cfg, channels, file)

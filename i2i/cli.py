@@ -113,12 +113,26 @@ def cmd_translate(args: argparse.Namespace) -> int:
                               tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, samples=args.samples,
                               seed=args.seed,
                               sync_z=args.sync_z, style_from=args.style_from, interpolate=args.interpolate,
-                              precision=args.precision, compile=args.compile, progress=True)
+                              precision=args.precision, compile=args.compile, progress=True, to=args.to,
+                              set_attrs=args.set)
     for f in result["skips"]:  # left out on purpose (hidden, not an image, pages after the first): said, counted
         print(f"i2i: skipped {f['file']}: {f['reason']}", file=sys.stderr)
     for f in result["failures"]:
         error = str(f["error"]).replace(f" {f['file']}", "", 1)  # the line names the file once
         print(f"i2i: skipped {f['file']}: {error}", file=sys.stderr)
+    _json({k: v for k, v in result.items() if k not in ("failures", "skips")})
+    return 1 if result["failed"] else 0
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from .inference.export import load_export
+    from .inference.inpaint import inpaint_folder
+    device = _device(args.device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
+    result = inpaint_folder(export, args.input, args.output, masks=args.masks, seed=args.seed, device=device,
+                            tile=args.tile, tile_overlap=args.tile_overlap)
+    for f in result["failures"]:
+        print(f"i2i: failed {f['file']}: {f['error']}", file=sys.stderr)
     _json({k: v for k, v in result.items() if k not in ("failures", "skips")})
     return 1 if result["failed"] else 0
 
@@ -132,8 +146,33 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .engine.checkpoint import export_checkpoint
+    if args.format == "onnx":
+        return _export_onnx(args)
     out = export_checkpoint(args.checkpoint, args.output)
     _json({"export": str(out)})
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    """``i2i export RUN --format onnx``: the run's export/ (or an export folder) as ONNX; a checkpoint folder, or a
+    run without export/, is exported from its (latest) checkpoint first, into a temporary folder."""
+    import tempfile
+
+    from .engine.checkpoint import export_checkpoint
+    from .inference.export import find_export, load_export
+    from .inference.onnx_export import export_onnx
+    source = find_export(args.checkpoint)
+    with tempfile.TemporaryDirectory(prefix="i2i_onnx_") as tmp:
+        if source is None:
+            source = export_checkpoint(args.checkpoint, Path(tmp) / "export")
+            given = Path(args.checkpoint)
+            run = given if (given / "checkpoints").is_dir() else given.parent.parent
+            step = json.loads((source / "meta.json").read_text(encoding="utf-8"))["step"]
+            default = run / f"export_step_{step:08d}"
+        else:
+            default = source
+        output = args.output or default.with_name(f"{default.name}_onnx")
+        _json(export_onnx(load_export(source, allow_code=_allow_code(args)), output))
     return 0
 
 
@@ -148,6 +187,34 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .inference.encode import encode_folder, interpolate_images
+    from .inference.export import load_export
+    device = _device(args.device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
+    if args.interpolate:
+        _json(interpolate_images(export, *args.interpolate, args.output, steps=args.steps, device=device))
+        return 0
+    if args.input is None:
+        raise I2IError("i2i encode needs --input DIR (codes per image) or --interpolate A B (a strip)")
+    result = encode_folder(export, args.input, args.output, batch_size=args.batch_size, device=device)
+    for f in result["failures"]:
+        print(f"i2i: skipped {f['file']}: {f['error']}", file=sys.stderr)
+    _json({k: v for k, v in result.items() if k != "failures"})
+    return 1 if result["failed"] else 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .inference.cluster import cluster_folder
+    from .inference.export import load_export
+    device = _device(args.device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
+    output = args.output or str(export.path.parent / "clusters")  # beside the export, never inside it
+    _json(cluster_folder(export, args.input, output, per_grid=args.per_grid, batch_size=args.batch_size,
+                         device=device))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
@@ -156,8 +223,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .inference.export import load_export
     device = _device(args.device)
     export = load_export(args.export, device=device, allow_code=_allow_code(args))
+    if args.fid is not None:  # any generator: FID/KID against a folder of real images
+        from .evaluation.fid_scoring import evaluate_export_fid
+        _json(evaluate_export_fid(export, args.fid, samples=args.fid_samples, inputs=args.fid_input,
+                                  direction=args.direction, size=args.fid_size, real_images=args.fid_real_images,
+                                  weights=args.fid_weights, seed=args.seed, device=device))
+        return 0
     if export.meta.get("task") == "super_resolution":  # sr_pixel / esrgan exports: PSNR/SSIM against bicubic
         return _eval_sr(args, export, device)
+    if export.meta.get("task") == "inpainting":  # context_encoder / ccgan: hole PSNR/SSIM/L1 against OpenCV
+        from .evaluation.inpaint_scoring import evaluate_export as evaluate_inpainting
+        _json(evaluate_inpainting(export, data=args.data, split=args.split, mask=args.mask,
+                                  max_images=args.max_images, seed=args.seed, device=device))
+        return 0
+    if export.meta.get("task") == "unpaired_translation" or export.meta.get("model") in ("cyclegan", "unit"):
+        # target-domain accuracy, Frechet distance and cycle L1 with a domain classifier (--classifier)
+        from .evaluation.domain_scoring import evaluate_export_translation
+        _json(evaluate_export_translation(export, data=args.data, classifier=args.classifier, split=args.split,
+                                          max_images=args.max_images, device=device))
+        return 0
+    if export.meta.get("task") == "coupled_generation":  # cogan: pair agreement, per-domain Frechet distance
+        from .evaluation.domain_scoring import evaluate_export_coupled
+        _json(evaluate_export_coupled(export, data=args.data, classifier=args.classifier, split=args.split,
+                                      max_images=args.max_images, seed=args.seed, device=device))
+        return 0
+    if export.meta.get("task") == "domain_translation":  # stargan: every ordered pair of domains, per domain
+        from .evaluation.stargan_scoring import evaluate_export_stargan
+        _json(evaluate_export_stargan(export, data=args.data, classifier=args.classifier, split=args.split,
+                                      max_images=args.max_images, device=device))
+        return 0
+    if export.meta.get("task") == "classification":  # sgan, `i2i classifier`: test accuracy
+        from .evaluation.classification_scoring import evaluate_export as evaluate_classifier_export
+        _json(evaluate_classifier_export(export, data=args.data, split=args.split, max_images=args.max_images,
+                                         device=device))
+        return 0
     if export.meta.get("task") == "paired_translation" or export.meta.get("model") in ("pix2pix", "bicyclegan"):
         # diversity and reconstruction (exports written before meta.task existed are known by their model)
         from .evaluation.paired_scoring import evaluate_export_paired
@@ -181,6 +280,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     figures = evaluate_generator(g, classifier, torch.as_tensor(x[: args.real_images]),
                                  real_labels=torch.as_tensor(y[: args.real_images]), per_class=args.per_class,
                                  seed=args.seed, device=device)
+    if "e" in export.nets and export.meta.get("task") == "encoding":  # aae, bigan, vaegan: what E learned
+        from .evaluation.encoder_scoring import evaluate_encoder, probe_subset
+        x_train, y_train, _ = load_labeled_arrays(args.data, "train", g.out_channels, g.size)
+        figures.update(evaluate_encoder(export.nets["e"], g, *probe_subset(x_train, y_train, args.real_images),
+                                        torch.as_tensor(x[: args.real_images]), torch.as_tensor(y[: args.real_images]),
+                                        device=device))
+    if getattr(export.nets.get("e"), "clusters", 0):  # clustergan: E's clusters of the real images vs their labels
+        from .evaluation.coverage import cluster_accuracy
+        e, real = export.nets["e"].eval(), torch.as_tensor(x[: args.real_images])
+        with torch.no_grad():
+            ids = torch.cat([e(c.to(device))[1].argmax(1).cpu() for c in real.split(256)]).numpy()
+        labels = torch.as_tensor(y[: args.real_images]).numpy()
+        figures.update(cluster_accuracy(ids, labels, e.clusters, int(labels.max()) + 1))
     _json({"export": str(export.path), "classifier": str(classifier_dir), **figures})
     return 0
 
@@ -199,7 +311,25 @@ def _eval_sr(args: argparse.Namespace, export, device: str) -> int:
 def cmd_classifier(args: argparse.Namespace) -> int:
     from .evaluation.classifier import train_classifier
     _json(train_classifier(args.data, args.output, channels=args.channels, size=args.size, steps=args.steps,
-                           batch_size=args.batch_size, seed=args.seed, device=_device(args.device)))
+                           batch_size=args.batch_size, seed=args.seed, device=_device(args.device),
+                           labeled_fraction=args.labeled_fraction, labels_per_class=args.labels_per_class,
+                           label_seed=args.label_seed,
+                           net={"base_channels": args.base_channels, "feature_dim": args.feature_dim}))
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .inference.classify import classify_folder
+    from .inference.export import load_export
+    device = _device(args.device)
+    export = load_export(args.export, device=device, allow_code=_allow_code(args))
+    _json(classify_folder(export, args.input, args.output, batch_size=args.batch_size, device=device))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .engine.report_page import write_report
+    _json(write_report(args.run))
     return 0
 
 
@@ -307,7 +437,38 @@ def parser() -> argparse.ArgumentParser:
     mm.add_argument("--interpolate", type=int, default=0, metavar="K",
                     help="also write <name>_interp: a strip of K outputs along the line from the input's first "
                          "random code to its second (its _sample0 and _sample1)")
+    lc = tr.add_argument_group("label-conditioned exports (a generator told the target domain, e.g. stargan)")
+    lc.add_argument("--to", action="append", default=None, metavar="DOMAIN",
+                    help="translate every input to DOMAIN, written to <output>/DOMAIN/<name>; repeatable; 'all': "
+                         "one output per domain. For an attribute (multi-label) export, sets that attribute to 1")
+    lc.add_argument("--set", action="append", default=None, metavar="ATTR=0|1",
+                    help="multi-label exports: edit attribute ATTR (repeatable; all edits make one output, in "
+                         "<output>/ATTR=1,.../<name>); the attributes not named keep the values the export's D "
+                         "reads from the input. Outputs' labels go to labels.json in --output")
     tr.set_defaults(func=cmd_translate)
+
+    inp = sub.add_parser("inpaint", help="fill holes in a folder of images with an inpainting export",
+                         description="Fill the holes of every image under --input (recursively) with a "
+                                     "context_encoder or ccgan export, into --output with the same relative names "
+                                     "(JPEG/WebP inputs as PNG). Known pixels are kept exactly: output = mask * "
+                                     "generated + (1 - mask) * input in the written bit depth. Ends with one JSON "
+                                     "line.")
+    inp.add_argument("export", help="export folder, or a run folder holding export/")
+    inp.add_argument("--input", "-i", required=True, help="folder of images (searched recursively), or one image")
+    inp.add_argument("--output", "-o", required=True, help="output folder (must not overlap the input or the masks)")
+    inp.add_argument("--masks", required=True, metavar="DIR|center|random",
+                     help="center: the central square of half the shorter side; random: 1 to 3 random blocks per "
+                          "image (seeded by --seed and the image's position); or a folder of mask images, white = "
+                          "hole, matched to the inputs by relative path without extension (a.png for a.jpg)")
+    inp.add_argument("--seed", type=int, default=0, help="seed of --masks random")
+    inp.add_argument("--tile", type=int, default=None, metavar="N",
+                     help="fill images larger than N x N px in overlapping N px tiles (default: images above "
+                          "2048x2048 px in 512 px tiles; 0: never tile). A hole is filled from the context inside "
+                          "its tiles, so keep holes well below the tile size")
+    inp.add_argument("--tile-overlap", type=int, default=32, metavar="N", help="overlap of neighbouring tiles (px)")
+    inp.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _trust_flags(inp)
+    inp.set_defaults(func=cmd_inpaint)
 
     ip = sub.add_parser("interpolate", help="blend the weights of two exports of one architecture",
                         description="Network interpolation (as ESRGAN blends its PSNR and GAN weights): write an "
@@ -324,7 +485,14 @@ def parser() -> argparse.ArgumentParser:
                        description="Write recipe.yaml + safetensors + meta.json from a checkpoint folder or the "
                                    "latest checkpoint of a run folder.")
     e.add_argument("checkpoint", help="checkpoint folder (runs/x/checkpoints/step_N) or run folder")
-    e.add_argument("--output", "-o", default=None, help="export folder (default: <run>/export_step_N)")
+    e.add_argument("--output", "-o", default=None, help="export folder (default: <run>/export_step_N; with "
+                                                        "--format onnx: <export folder>_onnx, e.g. <run>/export_onnx)")
+    e.add_argument("--format", default="safetensors", choices=["safetensors", "onnx"],
+                   help="safetensors (default): an export bundle from a checkpoint. onnx: one <net>.onnx per exported "
+                        "net (dynamic batch, height and width; checked against PyTorch with onnxruntime) plus "
+                        "recipe.yaml and meta.json, from the run's export/, an export folder or a checkpoint "
+                        "(pip install 'i2i[onnx]')")
+    _trust_flags(e)
     e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("sample", help="sample a conditional generator (class grid, per-class folders, traversals)",
@@ -333,7 +501,8 @@ def parser() -> argparse.ArgumentParser:
                                    "Seeds make the output reproducible. Ends with one JSON line.")
     s.add_argument("export", help="export folder, or a run folder holding export/")
     s.add_argument("--output", "-o", required=True, help="output folder for grid.png, traversals and class folders")
-    s.add_argument("--per-class", type=int, default=0, help="images per class written into <output>/<class>/")
+    s.add_argument("--per-class", type=int, default=0, help="images per class written into <output>/<class>/ "
+                                                            "(CoGAN: pairs, into <output>/<domain>/)")
     s.add_argument("--classes", default=None, help="comma-separated class names or indices (default: all)")
     s.add_argument("--columns", type=int, default=10, help="noise vectors (columns) in the grid and traversals")
     s.add_argument("--seed", type=int, default=0, help="seed of the noise: the same seed gives the same images")
@@ -341,6 +510,38 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     _trust_flags(s)
     s.set_defaults(func=cmd_sample)
+
+    en = sub.add_parser("encode", help="an exported encoder's codes per image (aae, bigan, vaegan), or a latent "
+                                       "interpolation strip between two images",
+                        description="Encode every image under --input (recursively) with the export's encoder E "
+                                    "and write one code per image into --output (.npz, keyed by the path relative "
+                                    "to --input). With --interpolate A B, write a strip (.png): A, G(z) along the "
+                                    "line from E(A) to E(B), B. Ends with one JSON line.")
+    en.add_argument("export", help="export folder, or a run folder holding export/")
+    en.add_argument("--input", "-i", default=None, help="folder of images (searched recursively), or one image")
+    en.add_argument("--output", "-o", required=True, help="codes file (.npz), or the strip (.png) with --interpolate")
+    en.add_argument("--interpolate", nargs=2, metavar=("A", "B"), default=None,
+                    help="two images: decode codes on the line between their codes into a strip")
+    en.add_argument("--steps", type=int, default=8, help="decoded images along the line (default 8, ends included)")
+    en.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    en.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _trust_flags(en)
+    en.set_defaults(func=cmd_encode)
+
+    cu = sub.add_parser("cluster", help="cluster a folder of images with a ClusterGAN export's encoder",
+                        description="Assign every image under --input (recursively) to the cluster of the export's "
+                                    "encoder E (its most probable z_c). Writes --output/clusters.csv (file, cluster, "
+                                    "confidence) and cluster_<k>.png: up to --per-grid of the cluster's most "
+                                    "confident images, 8 per row. Ends with one JSON line (counts per cluster).")
+    cu.add_argument("export", help="export folder, or a run folder holding export/")
+    cu.add_argument("--input", "-i", required=True, help="folder of images (searched recursively), or one image")
+    cu.add_argument("--output", "-o", default=None, help="output folder (default: clusters/ beside the export; "
+                                                         "must not overlap --input)")
+    cu.add_argument("--per-grid", type=int, default=64, help="images per cluster grid (default 64)")
+    cu.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    cu.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _trust_flags(cu)
+    cu.set_defaults(func=cmd_cluster)
 
     ev = sub.add_parser("eval", help="score an export: a conditional generator with the evaluation classifier, "
                                      "a super-resolution net by PSNR/SSIM against bicubic, a paired translator "
@@ -370,6 +571,9 @@ def parser() -> argparse.ArgumentParser:
                                                                   "(default: the scale)")
     ev.add_argument("--max-images", type=int, default=None, help="super-resolution and paired translators: the "
                                                                  "first N images only")
+    ev.add_argument("--mask", default=None, choices=["center", "blocks", "strokes"],
+                    help="inpainting: the holes scored (default: the recipe's eval.mask, else center: the central "
+                         "square of half the side); random kinds are seeded by --seed and the image's position")
     ev.add_argument("--classifier", default=None, help="classifier export (default: the recipe's eval.classifier)")
     ev.add_argument("--split", default="test", help="split of --data scored (default: test)")
     ev.add_argument("--per-class", type=int, default=100, help="conditional generators: samples generated per "
@@ -378,6 +582,24 @@ def parser() -> argparse.ArgumentParser:
                                                                   "compared with (the first N; default 5000)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the noise and codes sampled")
     ev.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    fid = ev.add_argument_group("FID/KID of any generator (pip install 'i2i[fid]'; the standard Inception weights "
+                                "from a local file, never downloaded)")
+    fid.add_argument("--fid", default=None, metavar="REAL_DIR",
+                     help="score FID and KID against the images of this folder (a translator's target domain) "
+                          "instead of the export's own figures")
+    fid.add_argument("--fid-samples", type=int, default=10000, metavar="N",
+                     help="images generated (translators: at most N inputs; default 10000)")
+    fid.add_argument("--fid-input", default=None, metavar="DIR",
+                     help="translators: source-domain images (default: the recipe's data.root/testA or test/A; "
+                          "testB or test/B for --direction BtoA)")
+    fid.add_argument("--direction", default=None, help="translators: AtoB or BtoA (default: the first)")
+    fid.add_argument("--fid-size", type=int, default=None, metavar="PX",
+                     help="translators: inputs resized (shorter side) and centre-cropped to PX (default: data.size)")
+    fid.add_argument("--fid-real-images", type=int, default=None, metavar="N",
+                     help="the first N real images by name (default: all)")
+    fid.add_argument("--fid-weights", default=None, metavar="FILE",
+                     help="Inception weights (pt_inception-2015-12-05; default $I2I_INCEPTION_WEIGHTS, then the "
+                          "torch hub cache); 'random': untrained, for pipeline checks only")
     _trust_flags(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -391,8 +613,39 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     cl.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
     cl.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
+    cl.add_argument("--labels-per-class", type=int, default=None,
+                    help="train on this many labeled images per class only: the subset a recipe with the same "
+                         "data.labels_per_class and data.label_seed uses (SGAN's supervised baseline)")
+    cl.add_argument("--labeled-fraction", type=float, default=None,
+                    help="train on this fraction of each class only (as data.labeled_fraction)")
+    cl.add_argument("--label-seed", type=int, default=0, help="seed that picks the labeled subset (data.label_seed)")
+    cl.add_argument("--base-channels", type=int, default=32, help="image_classifier's width (default 32)")
+    cl.add_argument("--feature-dim", type=int, default=128, help="image_classifier's feature size (default 128)")
     cl.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     cl.set_defaults(func=cmd_classifier)
+
+    cf = sub.add_parser("classify", help="predict the class of every image in a folder with a classifier export",
+                        description="Classify every image under --input (recursive) with a classifier export (an "
+                                    "sgan run's D, or `i2i classifier`'s net) and write a CSV: file (relative to "
+                                    "--input), class, class_index, confidence (softmax over the real classes). "
+                                    "Unreadable images are left out with a warning. Last line: JSON.")
+    cf.add_argument("export", help="export folder, or a run folder holding export/")
+    cf.add_argument("--input", "-i", required=True, help="folder of images")
+    cf.add_argument("--output", "-o", default="predictions.csv", help="CSV file written (default predictions.csv)")
+    cf.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    cf.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _trust_flags(cf)
+    cf.set_defaults(func=cmd_classify)
+
+    rp = sub.add_parser("report", help="write RUN/report.html and RUN/curves.png: curves, samples, warnings",
+                        description="Write RUN/report.html, one page that opens from disk (no server, no network): "
+                                    "the recipe at a glance, every scalar of log.jsonl as curves grouped (G, D, "
+                                    "health, eval, learning rates, images/s), the health warnings at their steps, "
+                                    "the eval figures with the best step, every sample grid newest first, the "
+                                    "checkpoints and exports. Also RUN/curves.png. The trainer refreshes both at "
+                                    "each sample interval and at the end (train.report). Last line: JSON.")
+    rp.add_argument("run", help="run folder (train.output_dir, or runs/<recipe name>)")
+    rp.set_defaults(func=cmd_report)
 
     r = sub.add_parser("recipes", help="list registered components and bundled recipes",
                        description="List every registered model, net, loss, data set, optimizer and schedule, "

@@ -20,7 +20,7 @@ def tiny_pix2pix(root: Path, out: Path, **train) -> dict:
                   "d": {"type": "adam", "lr": 2.0e-4, "betas": [0.5, 0.999]}},
         "schedule": {"type": "linear_decay", "constant_steps": 2, "decay_steps": 4},
         "train": {"max_steps": 4, "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "keep_checkpoints": 2,
-                  "output_dir": str(out), "tensorboard": False, **train},
+                  "output_dir": str(out), "tensorboard": False, "report": False, **train},
     }
 
 
@@ -42,7 +42,7 @@ def tiny_bicyclegan(root: Path, out: Path, *, shared_d: bool = False, batch_size
                    "kl": {"type": "kl", "weight": 0.01}, "latent": {"type": "l1", "weight": 0.5}},
         "optim": {"g": dict(adam), "e": dict(adam), "d": dict(adam), "d2": dict(adam)},
         "train": {"max_steps": 4, "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "keep_checkpoints": 2,
-                  "output_dir": str(out), "tensorboard": False, **train},
+                  "output_dir": str(out), "tensorboard": False, "report": False, **train},
     }
     if shared_d:
         del recipe["nets"]["d2"], recipe["optim"]["d2"]
@@ -65,7 +65,7 @@ def tiny_cyclegan(root: Path, out: Path, **train) -> dict:
                   "d": {"type": "adam", "lr": 2.0e-4, "betas": [0.5, 0.999]}},
         "ema": {"decay": 0.9},
         "train": {"max_steps": 4, "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "keep_checkpoints": 2,
-                  "output_dir": str(out), "tensorboard": False, **train},
+                  "output_dir": str(out), "tensorboard": False, "report": False, **train},
     }
 
 

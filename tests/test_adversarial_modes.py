@@ -19,6 +19,16 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def log_softmax_all(xs):
+    """log of the softmax over every listed output (Softmax GAN: the batch's real and fake outputs together)."""
+    log_z = math.log(sum(math.exp(x) for x in xs))
+    return [x - log_z for x in xs]
+
+
 R, F_ = [2.0, -1.0, 0.5], [0.5, -3.0, 1.0]
 mr, mf = mean(R), mean(F_)
 
@@ -35,6 +45,13 @@ CASES = {
               0.5 * (mean([sp(-(r - mf)) for r in R]) + mean([sp(f - mr) for f in F_]))),
     "ralsgan": (0.5 * (mean([(f - mr - 1) ** 2 for f in F_]) + mean([(r - mf + 1) ** 2 for r in R])),
                 0.5 * (mean([(r - mf - 1) ** 2 for r in R]) + mean([(f - mr + 1) ** 2 for f in F_]))),
+    # BGAN: G 0.5 (log D - log(1 - D))^2 with D = sigmoid(logit); D is vanilla's
+    "bgan": (mean([0.5 * (math.log(sigmoid(f)) - math.log(1 - sigmoid(f))) ** 2 for f in F_]),
+             0.5 * (mean([sp(-r) for r in R]) + mean([sp(f) for f in F_]))),
+    # Softmax GAN: cross-entropy of the softmax over all 6 outputs; D targets 1/3 on each real, 0 on fakes; G
+    # targets 1/6 on every output
+    "softmax": (-sum(lp / 6 for lp in log_softmax_all(R + F_)),
+                -sum(lp / 3 for lp in log_softmax_all(R + F_)[:3])),
 }
 
 
@@ -47,23 +64,50 @@ def test_mode_values_match_hand_computation(mode):
     assert loss.discriminator(real, fake).item() == pytest.approx(d_expected, rel=1e-5)
 
 
+def test_softmax_gan_counts_every_logit_of_a_patch_map():
+    """A (B, 1, H, W) logit map: each patch is one sample of the softmax (|real| = B * H * W)."""
+    real, fake = torch.tensor(R).view(1, 1, 1, 3), torch.tensor(F_).view(1, 1, 3, 1)
+    g_expected, d_expected = CASES["softmax"]
+    loss = AdversarialLoss("softmax")
+    assert loss.generator(fake, real).item() == pytest.approx(g_expected, rel=1e-5)
+    assert loss.discriminator(real, fake).item() == pytest.approx(d_expected, rel=1e-5)
+
+
 def test_every_registered_mode_is_covered():
     assert set(ADVERSARIAL_MODES) == set(CASES) | {"wgan_gp", "wgan_div"}
+
+
+BOUNDARY_SEEKING = {"bgan", "softmax"}  # G aims at D's boundary (D = 1/2, uniform softmax), not past it
+
+
+def _g_grad(mode: str, real: list[float], fake: list[float]) -> float:
+    fake_g = torch.tensor(fake, requires_grad=True)
+    AdversarialLoss(mode).generator(fake_g, torch.tensor(real)).backward()
+    return fake_g.grad.sum().item()
 
 
 @pytest.mark.parametrize("mode", sorted(ADVERSARIAL_MODES))
 def test_gradients_push_the_right_way(mode):
     """Where D is wrong (real logits low, fake high), D's loss falls when real logits rise or fake logits fall,
-    and G's loss falls when fake logits rise."""
+    and G's loss falls when fake logits rise (boundary-seeking modes: only while D rejects the fakes)."""
     R, F_ = [-0.5, -1.0, 0.2], [0.5, 0.8, 0.3]
     real = torch.tensor(R, requires_grad=True)
     fake = torch.tensor(F_, requires_grad=True)
     loss = AdversarialLoss(mode)
     loss.discriminator(real, fake).backward()
     assert real.grad.sum() < 0 and fake.grad.sum() > 0
-    fake_g = torch.tensor(F_, requires_grad=True)
-    loss.generator(fake_g, torch.tensor(R)).backward()
-    assert fake_g.grad.sum() < 0
+    assert _g_grad(mode, [0.5, 1.0, 2.0], [-0.5, -0.8, -0.3]) < 0  # D rejects the fakes: G climbs
+    if mode not in BOUNDARY_SEEKING:
+        assert _g_grad(mode, R, F_) < 0
+
+
+@pytest.mark.parametrize("mode", sorted(BOUNDARY_SEEKING))
+def test_boundary_seeking_g_stops_at_the_boundary(mode):
+    """BGAN's G is at rest where D(G(z)) = 1/2 and pulls back fakes past it; Softmax GAN's G is at rest where all
+    outputs are equal and pulls back fakes above the real ones. Vanilla's G keeps pushing."""
+    assert _g_grad(mode, [0.0, 0.0], [0.0, 0.0]) == pytest.approx(0.0, abs=1e-7)
+    assert _g_grad(mode, [0.0, 0.0], [1.0, 2.0]) > 0
+    assert _g_grad("vanilla", [0.0, 0.0], [1.0, 2.0]) < 0
 
 
 def test_minimax_saturates_where_non_saturating_does_not():
@@ -120,6 +164,53 @@ def test_gradient_penalty_r1_r2_closed_forms():
     # WGAN-div: k/2 * E[||g_real||^p + ||g_fake||^p] with ||g|| = 2, k = 2, p = 6 -> 64 + 64
     div = AdversarialLoss("wgan_div").d_loss(Linear(1.0), real, fake)[0].item()
     assert div - plain1 == pytest.approx(0.5 * 2.0 * 128.0, rel=1e-5)
+
+
+class Square(nn.Module):
+    """D(x) = w/2 * sum(x^2): its input gradient at x is w * x, so the penalty depends on where it is taken."""
+
+    def __init__(self, w: float = 1.0):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return 0.5 * self.w * x.flatten(1).pow(2).sum(1, keepdim=True)
+
+
+def test_dragan_penalty_at_real_points_hand_value():
+    """With no perturbation DRAGAN's points are the real images: lambda * mean((||x|| - 1)^2), fakes unused."""
+    real = torch.tensor([[3.0, 4.0], [0.6, 0.8], [0.0, 0.5]])
+    fake = torch.full((3, 2), 100.0)  # far away: would change the value if the penalty looked at fakes
+    plain = AdversarialLoss("vanilla").d_loss(Square(), real, fake)[0].item()
+    penalised = AdversarialLoss("vanilla", dragan=10.0, dragan_noise=0.0).d_loss(Square(), real, fake)[0].item()
+    # ||x|| = 5, 1, 0.5 -> (4^2 + 0^2 + 0.5^2) / 3
+    assert penalised - plain == pytest.approx(10.0 * (16 + 0 + 0.25) / 3, rel=1e-5)
+
+
+def test_dragan_perturbs_real_data_within_c_std():
+    """Points x + a * c * std(x) * u (u, a in [0, 1)): each within [x, x + c * std(x)) of its real image, and
+    the logged penalty is mean((||grad D|| - 1)^2) at exactly those points; its gradient reaches D's weights."""
+    torch.manual_seed(0)
+    real, fake = torch.randn(16, 8), torch.randn(16, 8)
+    d = Square(0.7)
+    loss = AdversarialLoss("vanilla", dragan=10.0, dragan_noise=0.5)
+    total = loss.d_loss(d, real, fake)[0]
+    points = d.seen[-1]  # D's last call: the penalty's points
+    shift = points - real
+    assert (shift >= 0).all() and (shift < 0.5 * real.std()).all() and shift.abs().max() > 0.05
+    expected = ((0.7 * points).norm(dim=1) - 1).pow(2).mean()
+    assert loss.pop_stats()["dragan"].item() == pytest.approx(expected.item(), rel=1e-5)
+    total.backward()
+    assert d.w.grad is not None and d.w.grad.abs() > 0
+
+
+@pytest.mark.parametrize("mode", sorted(ADVERSARIAL_MODES))
+def test_dragan_works_with_every_mode(mode):
+    loss = AdversarialLoss(mode, dragan=10.0)
+    value = loss.d_loss(Square(), torch.randn(4, 3), torch.randn(4, 3))[0]
+    assert torch.isfinite(value) and "dragan" in loss.pop_stats()
 
 
 def test_penalties_train_d():
@@ -195,6 +286,8 @@ def test_multi_head_d_logits_picker():
     ({"mode": "vanilla", "r1": -1.0}, "losses.adv.r1"),
     ({"mode": "wgan_gp", "div_k": 2.0}, "losses.adv.div_k"),
     ({"mode": "wgan-gp"}, "losses.adv.mode"),
+    ({"mode": "vanilla", "dragan": -10.0}, "losses.adv.dragan"),
+    ({"mode": "softmax", "label_smoothing": 0.1}, "losses.adv.label_smoothing"),
 ])
 def test_bad_stabiliser_config_names_the_key(cfg, key):
     with pytest.raises(RecipeError) as err:

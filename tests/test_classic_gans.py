@@ -15,7 +15,8 @@ from i2i.recipe import Recipe, load_recipe
 from .conftest import ROOT, write_recipe
 from .test_models import PlainContext, changed, params
 
-UNCONDITIONAL = ["gan", "dcgan", "lsgan", "wgan", "wgan_gp", "wgan_div", "ragan", "hinge"]
+UNCONDITIONAL = ["gan", "dcgan", "lsgan", "wgan", "wgan_gp", "wgan_div", "ragan", "hinge", "bgan", "softmax_gan",
+                 "dragan"]
 
 
 def tiny(name: str, root, out, **train) -> dict:

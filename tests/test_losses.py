@@ -51,5 +51,5 @@ def test_l1_owns_its_weight():
 
 
 def test_unknown_mode_raises():
-    with pytest.raises(ValueError, match="valid: hinge, lsgan, minimax"):
+    with pytest.raises(ValueError, match="unknown adversarial mode 'wgan_xx'; valid: .*hinge, lsgan, minimax"):
         AdversarialLoss("wgan_xx")

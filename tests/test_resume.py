@@ -43,7 +43,9 @@ CAPACITY = ("base_channels", "features", "growth", "blocks", "hidden", "depth", 
 DATA = {"labeled": ("labeled_root", {"batch_size": 4}),
         "paired_folder": ("paired_root", {"size": 16, "load_size": 18, "batch_size": 2}),
         "unpaired_folder": ("unpaired_root", {"size": 16, "load_size": 18, "batch_size": 1}),
-        "superres_folder": ("sr_root", {"gt_size": 16, "batch_size": 2})}
+        "superres_folder": ("sr_root", {"gt_size": 16, "batch_size": 2}),
+        "single_folder": ("sr_root", {"size": 16, "load_size": 18, "batch_size": 2}),
+        "domains": ("domains_root", {"size": 16, "load_size": 18, "batch_size": 2})}
 # factors that change inside the 2N steps, so that a scheduler restored wrong changes the weights too
 SCHEDULES = {"linear_decay": {"constant_steps": N - 1, "decay_steps": 2 * N},
              "multistep": {"milestones": [N - 1, N + 1]},
@@ -71,6 +73,17 @@ def sr_root(tmp_path: Path) -> Path:
     root.mkdir()
     for i, crop in enumerate(photo_crops(8, 32)):
         Image.fromarray(crop).save(root / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def domains_root(tmp_path: Path) -> Path:
+    """Domain folders train/<domain>/ of 3 photo crops each, as many as the stargan demo's domains."""
+    root = tmp_path / "domains"
+    for k, domain in enumerate(("ihc", "photo", "retina", "space")):
+        (root / "train" / domain).mkdir(parents=True)
+        for i, crop in enumerate(photo_crops(3, 32, seed=k)):
+            Image.fromarray(crop).save(root / "train" / domain / f"{i:03d}.png")
     return root
 
 
@@ -104,6 +117,9 @@ def tiny_overrides(model: str, request: pytest.FixtureRequest, tmp_path: Path) -
     fixture, keys = DATA[data_type]
     over |= {"data.root": str(request.getfixturevalue(fixture)), "data.num_workers": 0,
              **{f"data.{k}": v for k, v in keys.items()}}
+    # a net that makes images of one fixed size (CoGAN's generator trunk) follows a tiny data set's size
+    over |= {f"nets.{name}.size": keys["size"] for name, cfg in recipe["nets"].items()
+             if "size" in keys and cfg.get("size") == recipe["data"].get("size") and "size" in cfg}
     over |= {f"schedule.{k}": v for k, v in SCHEDULES.get((recipe.get("schedule") or {}).get("type"), {}).items()}
     for name, cfg in recipe["losses"].items():
         over |= {f"losses.{name}.{k}": v for k, v in LOSSES.get(cfg["type"], {}).items()}
@@ -120,7 +136,7 @@ def tiny_overrides(model: str, request: pytest.FixtureRequest, tmp_path: Path) -
     # nets gain nothing from two, and two spin against any other busy process (measured 10x slower)
     over |= {"eval": None, "train.log_every": 2, "train.sample_every": 2 * N, "train.sample_count": 2,
              "train.checkpoint_every": N, "train.keep_checkpoints": 2, "train.tensorboard": False,
-             "train.cpu_threads": 1, "monitor.every": N}
+             "train.report": False, "train.cpu_threads": 1, "monitor.every": N}
     return [f"{k}={json.dumps(v)}" for k, v in over.items()]
 
 

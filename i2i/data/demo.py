@@ -120,12 +120,11 @@ digit on black, as in MNIST. About 15% of each class is held out for test (seed 
 """
 
 
-def build_digits(root: Path) -> dict[str, int]:
-    """Labeled class folders train/<digit>/*.png and test/<digit>/*.png (32x32 gray) for conditional GANs."""
+def _digit_splits():
+    """(split, label, index, 32x32 uint8 image) of scikit-learn's digits, as DIGITS_SOURCES says (test first)."""
     from sklearn.datasets import load_digits
     digits = load_digits()
     rng = np.random.default_rng(0)
-    counts = {"train": 0, "test": 0}
     for label in range(10):
         indices = rng.permutation(np.flatnonzero(digits.target == label))
         n_test = round(0.15 * len(indices))
@@ -133,9 +132,53 @@ def build_digits(root: Path) -> dict[str, int]:
             for i in chosen:
                 big = cv2.resize(digits.images[i].astype(np.float32) / 16.0, (24, 24), interpolation=cv2.INTER_CUBIC)
                 ink = np.clip((big - 0.1) / 0.7, 0.0, 1.0)  # sharpen the blurry upscale into strokes
-                write_image(root / split / str(label) / f"{i:04d}.png", np.pad(np.rint(ink * 255).astype(np.uint8), 4))
-            counts[split] += len(chosen)
+                yield split, label, i, np.pad(np.rint(ink * 255).astype(np.uint8), 4)
+
+
+def build_digits(root: Path) -> dict[str, int]:
+    """Labeled class folders train/<digit>/*.png and test/<digit>/*.png (32x32 gray) for conditional GANs."""
+    counts = {"train": 0, "test": 0}
+    for split, label, i, image in _digit_splits():
+        write_image(root / split / str(label) / f"{i:04d}.png", image)
+        counts[split] += 1
     (root / "SOURCES.txt").write_text(DIGITS_SOURCES)
+    return counts
+
+
+DIGITS_PAIR_SOURCES = """Two domains of handwritten digits for coupled GANs (CoGAN), in the manner of MNIST vs MNIST-M:
+scikit-learn's digits as the 'digits' demo renders them (32x32, white on black), split into two disjoint halves
+so that no digit appears in both domains and no pair is ever seen (the generator must learn the correspondence):
+- A (trainA/<digit>/, testA/<digit>/): the plain gray digits, every other image of each class;
+- B (trainB/<digit>/, testB/<digit>/): the other images, MNIST-M style: |photo crop - digit| per colour channel,
+  with 32x32 crops of photos shipped with scikit-image (astronaut, chelsea, rocket, stereo_motorcycle; test:
+  coffee) and scikit-learn (china.jpg; test: flower.jpg), at a quarter of their size.
+classes/train/<digit>/ and classes/test/<digit>/ hold both domains' images by digit, for the evaluation
+classifier (`i2i classifier data/demo/digits_pair/classes --channels 3`). The licences stated in those projects'
+documentation apply. Rebuilt by i2i.data.demo.ensure_demo.
+"""
+
+
+def build_digits_pair(root: Path) -> dict[str, int]:
+    """Unpaired digits (A, gray) and photo-textured digits (B, RGB) for CoGAN: see DIGITS_PAIR_SOURCES."""
+    rng = np.random.default_rng(0)
+    textures = {split: [cv2.resize(_photo(n), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) for n in names]
+                for split, names in (("train", ("astronaut", "chelsea", "rocket", "motorcycle", "china")),
+                                     ("test", ("coffee", "flower")))}
+    counts: dict[str, int] = {}
+    seen: dict[tuple[str, int], int] = {}
+    for split, label, i, digit in _digit_splits():
+        k = seen[(split, label)] = seen.get((split, label), -1) + 1
+        domain = "AB"[k % 2]
+        if domain == "A":
+            image = digit
+        else:
+            photo = textures[split][int(rng.integers(len(textures[split])))]
+            y, x = rng.integers(0, photo.shape[0] - 32 + 1), rng.integers(0, photo.shape[1] - 32 + 1)
+            image = np.abs(photo[y:y + 32, x:x + 32].astype(np.int16) - digit[..., None]).astype(np.uint8)
+        write_image(root / f"{split}{domain}" / str(label) / f"{i:04d}.png", image)
+        write_image(root / "classes" / split / str(label) / f"{domain}_{i:04d}.png", image)
+        counts[f"{split}{domain}"] = counts.get(f"{split}{domain}", 0) + 1
+    (root / "SOURCES.txt").write_text(DIGITS_PAIR_SOURCES)
     return counts
 
 
@@ -186,9 +229,79 @@ def build_sr_val(root: Path) -> dict[str, int]:
     (root / "SOURCES.txt").write_text(SR_SOURCES)
     return {"hr": n}
 
+DOMAINS_SOURCES = """Four photographic domains for the multi-domain translation (StarGAN) demo: crops of 72 px of
+images shipped with scikit-image and scikit-learn, one folder per domain (train/<domain>/, test/<domain>/).
+- photo: natural photos, skimage.data astronaut, chelsea, rocket, stereo_motorcycle and scikit-learn's china.jpg
+  (test: the whole photos skimage.data coffee and scikit-learn's flower.jpg);
+- ihc: skimage.data.immunohistochemistry, a stained tissue slide seen through a microscope;
+- retina: skimage.data.retina, a fundus photograph of a retina (crops inside the disc, at 0.3 of full size);
+- space: skimage.data.hubble_deep_field, the Hubble eXtreme Deep Field.
+For ihc, retina and space the bottom rows are held out for test, so no test crop overlaps a training crop. Each
+domain has 200 training and 24 test crops; photo, ihc and space mix full and half resolution (area-averaged).
+Each image keeps the licence stated in those projects' documentation. Rebuilt by i2i.data.demo.ensure_demo.
+"""
+
+
+def build_domains(root: Path) -> dict[str, int]:
+    """Four real photographic domains (photo, ihc, retina, space) as domain folders for StarGAN: see
+    DOMAINS_SOURCES."""
+    rng = np.random.default_rng(0)
+    counts = {}
+
+    def write(split: str, domain: str, stem: str, crops: list[np.ndarray]) -> None:
+        counts[f"{split}/{domain}"] = counts.get(f"{split}/{domain}", 0) + _write_crops(root / split / domain, stem,
+                                                                                          crops)
+    for name in ("astronaut", "chelsea", "rocket", "motorcycle", "china"):
+        image = _photo(name)
+        write("train", "photo", name, _crops(image, 32, rng))
+        write("train", "photo", f"{name}_half", _crops(image, 8, rng, 0.5))
+    for name in ("coffee", "flower"):
+        image = _photo(name)
+        write("test", "photo", name, _crops(image, 10, rng))
+        write("test", "photo", f"{name}_half", _crops(image, 2, rng, 0.5))
+    ihc = _photo("immunohistochemistry")  # 512 x 512: rows 400+ held out
+    write("train", "ihc", "ihc", _crops(ihc[:400], 160, rng))
+    write("train", "ihc", "ihc_half", _crops(ihc[:400], 40, rng, 0.5))
+    write("test", "ihc", "ihc", _crops(ihc[400:], 24, rng))
+    retina = cv2.resize(_photo("retina"), None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)  # 423 px
+    disc = retina[66:356, 66:356]  # the square inside the fundus disc (radius ~207 px around the centre)
+    write("train", "retina", "retina", _crops(disc[:210], 200, rng))
+    write("test", "retina", "retina", _crops(disc[210:], 24, rng))
+    space = _photo("hubble_deep_field")  # 872 x 1000: rows 700+ held out
+    write("train", "space", "space", _crops(space[:700], 160, rng))
+    write("train", "space", "space_half", _crops(space[:700], 40, rng, 0.5))
+    write("test", "space", "space", _crops(space[700:], 24, rng))
+    (root / "SOURCES.txt").write_text(DOMAINS_SOURCES)
+    return counts
+
+
+PHOTOS_SOURCES = """Photos for the inpainting demos: crops of 96 px of photos shipped with scikit-image (skimage.data:
+astronaut, chelsea, rocket, stereo_motorcycle; held out for test: coffee) and scikit-learn (load_sample_images:
+china.jpg; held out: flower.jpg), at full resolution and at half resolution (area-averaged). train/ has 450 crops,
+test/ 24 of the two held-out photos only. Each image keeps the licence stated in those projects' documentation.
+Rebuilt by i2i.data.demo.ensure_demo.
+"""
+
+
+def build_photos(root: Path) -> dict[str, int]:
+    """Single-folder RGB photo crops for inpainting (the holes are drawn by data.mask): train/*.png, test/*.png."""
+    rng = np.random.default_rng(0)
+    counts = {"train": 0, "test": 0}
+    for split, photos, full, half in (("train", SR_TRAIN_PHOTOS, 60, 30), ("test", SR_VAL_PHOTOS, 6, 6)):
+        for name in photos:
+            image = _photo(name)
+            counts[split] += _write_crops(root / split, name, _sr_crops(image, full, 96, rng))
+            counts[split] += _write_crops(root / split, f"{name}_half", _sr_crops(image, half, 96, rng, 0.5))
+    (root / "SOURCES.txt").write_text(PHOTOS_SOURCES)
+    return counts
+
+
 DEMOS: dict[str, Callable[[Path], dict[str, int]]] = {"colorize": build_colorize, "edges2photo": build_edges2photo,
                                                       "photo2ihc": build_photo2ihc,
-                                                      "digits": build_digits, "sr": build_sr, "sr_val": build_sr_val}
+                                                      "digits": build_digits, "sr": build_sr, "sr_val": build_sr_val,
+                                                      "domains": build_domains}
+DEMOS["photos"] = build_photos  # inpainting (context_encoder, ccgan)
+DEMOS["digits_pair"] = build_digits_pair  # coupled GANs (cogan)
 
 
 def is_complete(root: str | Path) -> bool:

@@ -42,6 +42,7 @@ from .io import (
     to_float,
     to_tensor,
 )
+from .masks import MaskSource, binarize
 from .transforms import apply_transform, build_transform
 
 log = logging.getLogger("i2i")
@@ -232,16 +233,31 @@ class FolderDataset(SkipPolicy, Dataset):
     """Shared machinery: argument checks, demo building, the one image-reading path, seeded transforms, the
     ``on_error`` policy for unusable files (see the module docstring)."""
 
+    mask_files_supported = False  # data.mask {type: files}: the data set pairs its images with mask files
+
     def __init__(self, *, root: str, size: int, load_size: int | None, flip: bool, transforms: list | None,
-                 cache: bool, demo: str | None, channels: dict[str, int], on_error: str = "skip"):
+                 cache: bool, demo: str | None, channels: dict[str, int], on_error: str = "skip",
+                 mask: dict | None = None):
         _check_config(size=size, load_size=load_size, demo=demo, channels=channels)
+        self.mask = self._mask_source(mask)  # data.mask: items get a hole mask (i2i/data/masks.py)
+        self._mask_files: dict[Path, Path] = {}  # image -> its mask file (data.mask {type: files})
         self.root = Path(root)
         self._init_policy(on_error, self.root)
         if demo is not None and not self.root.exists():
             ensure_demo(demo, self.root)
         self.channels = channels
-        self.transform = build_transform(size, load_size, flip, transforms, tuple(channels))
+        targets = tuple(channels) + (("mask",) if self.mask is not None and self.mask.reads_files else ())
+        self.transform = build_transform(size, load_size, flip, transforms, targets)
         self._cache: dict[Path, np.ndarray] | None = {} if cache else None
+
+    @classmethod
+    def _mask_source(cls, mask: Any) -> MaskSource | None:
+        source = MaskSource.from_config(mask)
+        if source is not None and source.reads_files and not cls.mask_files_supported:
+            raise RecipeError(f"mask files are paired with the images of single_folder data sets; {cls.__name__} "
+                              "draws its masks (center, blocks, strokes)", key="data.mask.type", value="files",
+                              choices=("blocks", "center", "strokes"))
+        return source
 
     # -- recipe validation without touching the disk
     @classmethod
@@ -259,6 +275,7 @@ class FolderDataset(SkipPolicy, Dataset):
         channels = cls._channels(args)
         _check_config(size=args["size"], load_size=args["load_size"], demo=args["demo"], channels=channels)
         _check_on_error(args.get("on_error", "skip"))
+        cls._mask_source(args.get("mask"))
         build_transform(args["size"], args["load_size"], args["flip"], args["transforms"], tuple(channels))
         return channels
 
@@ -292,8 +309,25 @@ class FolderDataset(SkipPolicy, Dataset):
 
     def _finish(self, arrays: dict[str, np.ndarray], rng: np.random.Generator,
                 paths: dict[str, Path]) -> dict[str, torch.Tensor | str]:
+        files = self.mask is not None and self.mask.reads_files
+        if files:  # the mask file goes through the same geometric transform as its image
+            arrays = {**arrays, "mask": self._read_mask(next(iter(paths.values())), next(iter(arrays.values())))}
         out = _transform(self.transform, arrays, int(rng.integers(2**32)), paths)
-        return {**{k: to_tensor(v) for k, v in out.items()}, **{k: str(p) for k, p in paths.items()}}
+        item: dict[str, torch.Tensor | str] = {k: to_tensor(v) for k, v in out.items() if k != "mask"}
+        if self.mask is not None:  # (1, H, W), 1 in the hole; drawn after the transform, at the crop's size
+            h, w = next(iter(out.values())).shape[:2]
+            hole = binarize(out["mask"]) if files else self.mask.generate(h, w, rng)
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(hole))[None]
+        return {**item, **{k: str(p) for k, p in paths.items()}}
+
+    def _read_mask(self, image_path: Path, image: np.ndarray) -> np.ndarray:
+        path = self._mask_files[image_path]
+        hole = (adapt_channels(self._read(path), 1) >= 0.5).astype(np.float32)  # white = hole
+        if hole.shape[:2] != image.shape[:2]:
+            raise DataError(f"mask {show_path(path)} is {hole.shape[1]}x{hole.shape[0]} px but its image "
+                            f"{show_path(image_path)} is {image.shape[1]}x{image.shape[0]}: a mask has its image's "
+                            "size")
+        return hole
 
 
 def _transform(transform, arrays: dict[str, np.ndarray], seed: int, paths: dict) -> dict[str, np.ndarray]:
@@ -372,10 +406,10 @@ class PairedFolder(FolderDataset):
     def __init__(self, *, root: str, split: str = "train", layout: Literal["aligned", "folders"] = "aligned",
                  direction: Literal["AtoB", "BtoA"] = "AtoB", a_channels: int = 3, b_channels: int = 3,
                  size: int = 256, load_size: int | None = None, flip: bool = True, transforms: list | None = None,
-                 cache: bool = False, demo: str | None = None, on_error: OnError = "skip"):
+                 cache: bool = False, demo: str | None = None, on_error: OnError = "skip", mask: dict | None = None):
         super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
                          demo=demo, channels=self._channels(dict(a_channels=a_channels, b_channels=b_channels)),
-                         on_error=on_error)
+                         on_error=on_error, mask=mask)
         self.layout, self.direction = layout, direction
         files = self._pairs(self.root, split, layout, self._listing)
         keep = self._screen(files, "pair" if layout == "folders" else "image")
@@ -467,15 +501,27 @@ class UnpairedFolder(FolderDataset):
 
 @DATASETS.register("single_folder")
 class SingleFolder(FolderDataset):
-    """One domain: all images under root/<split>/ if that folder exists, else under root -> real_a, path_a."""
+    """One domain: all images under root/<split>/ if that folder exists, else under root -> real_a, path_a.
+
+    With ``mask: {type: files}`` each image is paired with its mask file (i2i/data/masks.py); an image whose mask is
+    missing is an error, one whose mask is unusable is left out with it (``on_error: skip``).
+    """
+
+    mask_files_supported = True
 
     def __init__(self, *, root: str, split: str = "train", channels: int = 3, size: int = 256,
                  load_size: int | None = None, flip: bool = True, transforms: list | None = None,
-                 cache: bool = False, demo: str | None = None, on_error: OnError = "skip"):
+                 cache: bool = False, demo: str | None = None, on_error: OnError = "skip", mask: dict | None = None):
         super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
-                         demo=demo, channels=self._channels(dict(channels=channels)), on_error=on_error)
+                         demo=demo, channels=self._channels(dict(channels=channels)), on_error=on_error, mask=mask)
         files = self._files(self.root, split, self._listing)
-        self.files = [p for p, k in zip(files, self._screen([(p,) for p in files])) if k]
+        groups: list[tuple[Path, ...]] = [(p,) for p in files]
+        if self.mask is not None and self.mask.reads_files:
+            files = [p for p in files if not self.mask.is_mask_file(p)]
+            folder = self.root / split if (self.root / split).is_dir() else self.root
+            groups = list(zip(files, self.mask.pair(files, folder)))
+            self._mask_files = dict(groups)
+        self.files = [p for p, k in zip(files, self._screen(groups)) if k]
 
     @staticmethod
     def _files(root: Path, split: str, problems: list) -> list[Path]:

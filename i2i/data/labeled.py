@@ -2,6 +2,12 @@
 
 Both sources go through the folder data sets' transform pipeline and ``(index, sample_seed)`` protocol; an item
 is ``{"real": (C, size, size) in [-1, 1], "y": int64 scalar, "path": str}``.
+
+Semi-supervised training (``labeled_fraction`` or ``labels_per_class``): only a subset keeps its labels, chosen by
+``labeled_subset`` from ``label_seed`` alone (the same subset for every training seed, for SGAN and for the
+supervised baseline ``i2i classifier``). Every image is still an item; an unlabeled item has ``y = -1``
+(``UNLABELED``), and each item also carries one image of the labeled subset, ``real_labeled`` / ``y_labeled``
+(drawn from the item's index and sample seed), so every batch has as many labeled images as unlabeled ones.
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ from .io import adapt_channels, to_float
 LIMIT_SEED = 0  # the fixed shuffle that ``limit`` takes its first N items from
 _SPLIT_NAMES = {"train", "test", "val", "valid", "validation"}
 _EXPECTED = ("a folder with one sub-folder of images per class (root/<split>/<class>/*.png or "
-             "root/<class>/*.png) or an MNIST-style .npz file (x_train, y_train, x_test, y_test, or x, y)")
+             "root/<class>/*.png), two domains root/<split>A/ and root/<split>B/ (classes A and B), or an "
+             "MNIST-style .npz file (x_train, y_train, x_test, y_test, or x, y)")
 
 
 def _class_order(names: list[str]) -> list[str]:
@@ -32,7 +39,15 @@ def _class_order(names: list[str]) -> list[str]:
 
 
 def _scan_folders(root: Path, split: str, problems: list | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
-    """Files, class indices and class names of root/<split>/<class>/ (or root/<class>/ without that folder)."""
+    """Files, class indices and class names of root/<split>/<class>/ (or root/<class>/ without that folder); an
+    unpaired root (root/<split>A/ and root/<split>B/, CycleGAN's layout) gives the two domains as classes A and B."""
+    if not (root / split).is_dir() and (root / f"{split}A").is_dir() and (root / f"{split}B").is_dir():
+        files, labels = [], []
+        for k, name in enumerate(("A", "B")):
+            found = _images(root / f"{split}{name}", f"images of domain {name}", problems)
+            files += found
+            labels += [k] * len(found)
+        return files, np.asarray(labels, dtype=np.int64), ["A", "B"]
     folder = root / split if (root / split).is_dir() else root
     names = _class_order([d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")])
     if folder == root and names and set(names) <= _SPLIT_NAMES:
@@ -106,6 +121,46 @@ def _check_limit(limit: Any) -> None:
         raise RecipeError("limit must be a positive integer or null", key="data.limit", value=limit)
 
 
+UNLABELED = -1  # ``y`` of an item whose label is not used (semi-supervised training)
+
+
+def check_label_subset(labeled_fraction: Any = None, labels_per_class: Any = None, label_seed: Any = 0) -> None:
+    """Recipe-time checks of the labeled-subset options (RecipeError naming the data.* key)."""
+    if labeled_fraction is not None and labels_per_class is not None:
+        raise RecipeError("give either labeled_fraction or labels_per_class, not both", key="data.labels_per_class",
+                          value=labels_per_class)
+    fraction_ok = isinstance(labeled_fraction, (int, float)) and not isinstance(labeled_fraction, bool)
+    if labeled_fraction is not None and not (fraction_ok and 0 < labeled_fraction <= 1):
+        raise RecipeError("must be a fraction in (0, 1] of each class's images (0.01 = 1%), or null for all labels",
+                          key="data.labeled_fraction", value=labeled_fraction)
+    if labels_per_class is not None and (isinstance(labels_per_class, bool) or not isinstance(labels_per_class, int)
+                                         or labels_per_class <= 0):
+        raise RecipeError("must be a positive integer (labeled images per class; 10 gives MNIST's 100-label "
+                          "setting), or null for all labels", key="data.labels_per_class", value=labels_per_class)
+    if isinstance(label_seed, bool) or not isinstance(label_seed, int):
+        raise RecipeError("must be an integer (the seed that picks the labeled subset)", key="data.label_seed",
+                          value=label_seed)
+
+
+def labeled_subset(labels: np.ndarray, num_classes: int, *, labeled_fraction: float | None = None,
+                   labels_per_class: int | None = None, label_seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of the images that keep their labels, or None for all of them. Per class: the first
+    ``labels_per_class`` (or ``round(labeled_fraction * n_class)``, at least 1) of a permutation drawn from
+    ``label_seed`` and the class index, so the subset depends on the labels and the seed only."""
+    check_label_subset(labeled_fraction, labels_per_class, label_seed)
+    if labeled_fraction is None and labels_per_class is None:
+        return None
+    chosen = []
+    for k in range(num_classes):
+        members = np.flatnonzero(labels == k)
+        n = labels_per_class if labels_per_class is not None else max(1, round(labeled_fraction * len(members)))
+        if n > len(members):
+            raise DataError(f"class {k} has {len(members)} image(s), fewer than data.labels_per_class={n}; use at "
+                            f"most {len(members)} or data.labeled_fraction")
+        chosen.append(np.random.default_rng([label_seed, k]).permutation(members)[:n])
+    return np.sort(np.concatenate(chosen))
+
+
 @DATASETS.register("labeled")
 class LabeledImages(FolderDataset):
     """Class-labeled images from class folders or an MNIST-style .npz -> real, y, path.
@@ -116,10 +171,13 @@ class LabeledImages(FolderDataset):
 
     def __init__(self, *, root: str, split: str = "train", channels: int = 1, size: int = 32,
                  load_size: int | None = None, flip: bool = False, transforms: list | None = None,
-                 cache: bool = True, demo: str | None = None, limit: int | None = None, on_error: OnError = "skip"):
+                 cache: bool = True, demo: str | None = None, limit: int | None = None, on_error: OnError = "skip",
+                 labeled_fraction: float | None = None, labels_per_class: int | None = None, label_seed: int = 0,
+                 mask: dict | None = None):
         _check_limit(limit)
+        check_label_subset(labeled_fraction, labels_per_class, label_seed)
         super().__init__(root=root, size=size, load_size=load_size, flip=flip, transforms=transforms, cache=cache,
-                         demo=demo, channels=self._channels(dict(channels=channels)), on_error=on_error)
+                         demo=demo, channels=self._channels(dict(channels=channels)), on_error=on_error, mask=mask)
         if not self.root.exists():
             raise DataError(f"data root {self.root} does not exist; expected {_EXPECTED}")
         self.split = split
@@ -144,10 +202,18 @@ class LabeledImages(FolderDataset):
         self.num_classes = len(self.class_names)
         if self.num_classes < 2:
             raise DataError(f"{self.root} defines {self.num_classes} class(es); a labeled data set needs at least 2")
+        # semi-supervised: the items that keep their labels (None: all)
+        self.labeled_index = labeled_subset(self.labels, self.num_classes, labeled_fraction=labeled_fraction,
+                                            labels_per_class=labels_per_class, label_seed=label_seed)
+        self._labeled = None
+        if self.labeled_index is not None:
+            self._labeled = np.zeros(len(self.labels), dtype=bool)
+            self._labeled[self.labeled_index] = True
 
     @classmethod
     def channels_from_config(cls, **kwargs: Any) -> dict[str, int]:
         _check_limit(kwargs.get("limit"))
+        check_label_subset(kwargs.get("labeled_fraction"), kwargs.get("labels_per_class"), kwargs.get("label_seed", 0))
         return super().channels_from_config(**kwargs)
 
     @classmethod
@@ -177,6 +243,17 @@ class LabeledImages(FolderDataset):
         return len(self.labels)
 
     def _item(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
+        out = self._image(index, rng)
+        if self._labeled is None:
+            out["y"] = torch.tensor(int(self.labels[index]), dtype=torch.int64)
+            return out
+        out["y"] = torch.tensor(int(self.labels[index]) if self._labeled[index] else UNLABELED, dtype=torch.int64)
+        partner = int(self.labeled_index[rng.integers(len(self.labeled_index))])
+        out["real_labeled"] = self._image(partner, rng)["real"]
+        out["y_labeled"] = torch.tensor(int(self.labels[partner]), dtype=torch.int64)
+        return out
+
+    def _image(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
         source = int(self._source[index])
         if self.files is not None:
             path = self.files[source]
@@ -185,9 +262,7 @@ class LabeledImages(FolderDataset):
             path = f"{self.root}#{self._tag}/{source}"
             image = self.images[source]
             array = to_float(image[..., None] if image.ndim == 2 else image)
-        out = self._finish({"real": self._adapt(array, "real", path, "channels")}, rng, {"path": path})
-        out["y"] = torch.tensor(int(self.labels[index]), dtype=torch.int64)
-        return out
+        return self._finish({"real": self._adapt(array, "real", path, "channels")}, rng, {"path": path})
 
 
 def load_labeled_arrays(root: str, split: str, channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list]:

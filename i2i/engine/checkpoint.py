@@ -32,6 +32,7 @@ CHECKPOINTS = "checkpoints"
 EXTRA_STATE = "i2i_state.pt"
 TRAINER_STATE = "trainer_state.json"
 LATEST = "latest"
+BEST = "best"  # checkpoints/best: train.keep_best's best so far, never pruned (rotation keeps step_* only)
 
 
 def step_folder(run_dir: Path, step: int) -> Path:
@@ -75,6 +76,23 @@ def read_trainer_state(folder: Path) -> dict:
     return json.loads((Path(folder) / TRAINER_STATE).read_text())
 
 
+def best_folder(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS / BEST
+
+
+def read_best(run_dir: Path) -> dict | None:
+    """The record of ``checkpoints/best`` ({metric, mode, value, step}), or None when there is none. A crash
+    between the two renames of ``save_best`` leaves the previous best as ``.old_best``: that one counts then."""
+    for folder in (best_folder(run_dir), Path(run_dir) / CHECKPOINTS / f".old_{BEST}"):
+        try:
+            record = read_trainer_state(folder).get("best")
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and {"metric", "mode", "value", "step"} <= set(record):
+            return record
+    return None
+
+
 # ---------------------------------------------------------------- a resumed run's recipe
 #: The recipe keys a resumed run may change (``--resume latest train.max_steps=20000 optim.g.lr=1.0e-4``), as
 #: fnmatch patterns. Each takes effect for real: the trainer reads these from the recipe as it runs, and the
@@ -87,6 +105,8 @@ RESUMABLE_KEYS = (
     "name",
     "train.max_steps", "train.log_every", "train.sample_every", "train.sample_count", "train.checkpoint_every",
     "train.keep_checkpoints", "train.output_dir", "train.tensorboard", "train.grad_clip",
+    "train.trackers", "train.trackers.*", "train.report",
+    "train.keep_best", "train.keep_best.*",  # a changed metric or mode starts a new best (checkpoints/best)
     "train.cpu_threads", "train.keep_freed_memory", "train.channels_last", "train.compile",
     "train.allow_slow_precision",
     "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.prefetch_factor", "data.cache",
@@ -220,9 +240,7 @@ def save_checkpoint(accelerator: Any, run_dir: Path, step: int, *, recipe: Recip
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            torch.save({k: v.state_dict() for k, v in extra_state.items()}, tmp / EXTRA_STATE)
-            (tmp / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-            (tmp / TRAINER_STATE).write_text(json.dumps({"step": step, **trainer_state}), encoding="utf-8")
+            _complete(tmp, step, recipe, extra_state, trainer_state)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -232,6 +250,40 @@ def save_checkpoint(accelerator: Any, run_dir: Path, step: int, *, recipe: Recip
             for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
     except BaseException:  # disk full (OSError, safetensors' SafetensorError, torch.save's RuntimeError), Ctrl-C ...
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _complete(tmp: Path, step: int, recipe: Recipe, extra_state: dict, trainer_state: dict) -> None:
+    """What the main process adds to Accelerate's files: schedulers/EMAs/pools, the recipe, the trainer state."""
+    torch.save({k: v.state_dict() for k, v in extra_state.items()}, tmp / EXTRA_STATE)
+    (tmp / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+    (tmp / TRAINER_STATE).write_text(json.dumps({"step": step, **trainer_state}), encoding="utf-8")
+
+
+def save_best(accelerator: Any, run_dir: Path, step: int, *, recipe: Recipe, extra_state: dict,
+              trainer_state: dict) -> Path:
+    """Write ``checkpoints/best`` on every process (a full checkpoint: resumable, exportable), replacing the
+    previous best only once the new one is complete; ``latest`` and the step_* rotation are left alone."""
+    folder = Path(run_dir) / CHECKPOINTS
+    final, tmp, old = folder / BEST, folder / f".tmp_{BEST}", folder / f".old_{BEST}"
+    try:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            _complete(tmp, step, recipe, extra_state, trainer_state)
+            shutil.rmtree(old, ignore_errors=True)
+            if final.exists():
+                os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     accelerator.wait_for_everyone()

@@ -22,7 +22,9 @@ class NonFiniteError(RuntimeError):
 
 
 def image_keys(batch: dict) -> list[str]:
-    return [k for k, v in batch.items() if torch.is_tensor(v) and v.dim() == 4 and v.is_floating_point()]
+    # "mask": data.mask's hole masks are {0, 1} by definition, not images in [-1, 1]
+    return [k for k, v in batch.items() if torch.is_tensor(v) and v.dim() == 4 and v.is_floating_point()
+            and k != "mask"]
 
 
 @torch.no_grad()

@@ -66,9 +66,20 @@ def end_summary(result: dict[str, Any], recipe: Recipe, model: Any) -> list[str]
     export = Path(run) / "export"
     lines.append(f"i2i: export: {export} ({', '.join(f'{n}.safetensors' for n in model.export)}, recipe.yaml, "
                  "meta.json)")
+    best = result.get("best")
+    if best:  # train.keep_best
+        lines.append(f"i2i: best: {best['metric']} = {best['value']:.4g} at step {best['step']}: "
+                     f"{Path(run) / 'export_best'} (and {Path(run) / 'checkpoints' / 'best'})")
+    if (Path(run) / "report.html").is_file():
+        lines.append(f"i2i: report: {Path(run) / 'report.html'} (curves, samples, warnings; open it in a browser)")
     q = shlex.quote
     directions = dict(model.directions)
-    if directions:
+    if getattr(model, "try_command", None):  # a model with a command of its own (inpainting: i2i inpaint)
+        root = (recipe.get("data") or {}).get("root")
+        test = Path(root) / "test" if isinstance(root, str) and (Path(root) / "test").is_dir() else None
+        lines.append("i2i: try: " + model.try_command.format(run=q(run), input=q(str(test)) if test else
+                                                             "<folder of images>"))
+    elif directions:
         for direction in directions:
             source = _test_images((recipe.get("data") or {}).get("root"), direction)
             option = f" --direction {direction}" if len(directions) > 1 else ""

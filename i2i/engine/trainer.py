@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -19,16 +20,19 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..build import Parts, build, build_optimizers, check_run_paths, validate_recipe
-from ..errors import I2IError
+from ..errors import I2IError, RecipeError
 from ..inference.export import write_export
 from ..inference.grid import save_grid
 from ..optim import build_scheduler
 from ..recipe import Recipe
+from ..recipe.schema import check_trackers
 from . import checkpoint
+from . import trackers as tracking
 from .context import TrainContext
-from .hardware import check_precision, cpu_settings, has_tensorboard, planned_device, speed_options, to_device
+from .hardware import check_precision, cpu_settings, planned_device, speed_options, to_device
 from .monitor import HealthMonitor, NonFiniteError, output_range
 from .report import bar_figures, end_summary, progress
+from .report_page import write_report
 from .sampler import StepSampler
 from .stops import (
     StopSignals,
@@ -41,6 +45,8 @@ from .stops import (
 
 log = logging.getLogger("i2i")
 BF16_HINT_MARKER = ".i2i_bf16_hint"  # in the run folder: the bf16 hint was given there once
+REPORT_SHARE = 0.05  # report.html refreshes at sample intervals take at most about this share of the run's time
+REPORT_MIN_INTERVAL = 10.0  # ... and come at most this often (seconds): the page is read by people
 
 
 class Trainer:
@@ -58,6 +64,8 @@ class Trainer:
         self.step_index = 0
         self.stat_keys: set[str] = set()  # figures that are statistics, not losses (the losses' pop_stats)
         self.summary_lines: list[str] = []  # the end-of-run summary for people; the CLI prints it on stderr
+        self.best: dict | None = None  # train.keep_best: {metric, mode, value, step} of checkpoints/best
+        self._report_done, self._report_cost, self._quiet = 0.0, 0.0, set()  # page refreshes; warnings given once
 
     # ------------------------------------------------------------------ set-up
     def _accelerate(self, *, trackers: list[str] | None = None, threads: int | None = None) -> None:
@@ -176,7 +184,8 @@ class Trainer:
                            f"--resume latest, or start elsewhere with train.output_dir=<folder>")
         # a resumed recipe may change only what can change (checkpoint.RESUMABLE_KEYS): refused before any write
         changes = checkpoint.resume_changes(resume_from, self.recipe) if resume_from is not None else {}
-        trackers = ["tensorboard"] if cfg.tensorboard and has_tensorboard() else None
+        wanted = tracking.available(check_trackers(cfg, self.recipe.source), explicit=cfg.trackers is not None)
+        trackers = list(wanted) or None
         self._accelerate(trackers=trackers)
         accelerator = self.accelerator
         main = accelerator.is_main_process
@@ -189,6 +198,7 @@ class Trainer:
                     (run_dir / BF16_HINT_MARKER).write_text("the bf16 hint was logged for this run folder\n")
         if resume_from is not None:
             self._resume_from(resume_from, changes)
+            self.best = self._best_so_far()
         start = self.step_index
         loader = self._loader(start)
         fixed = self._fixed_batch(cfg.sample_count)
@@ -196,13 +206,19 @@ class Trainer:
         health_batch = self._fixed_batch(mcfg.samples) if mcfg.enabled else None
         scorer = self.parts.scorer.for_recipe(self.recipe, self.parts, accelerator) if self.parts.scorer else None
         if trackers and main:
-            accelerator.init_trackers(self.recipe["name"])
+            try:
+                accelerator.init_trackers(self.recipe["name"], config=tracking.flat_config(self.recipe),
+                                          init_kwargs=tracking.init_kwargs(wanted, run_dir))
+            except Exception as exc:  # noqa: BLE001  the tracker's own settings (a server, a store, a login)
+                self._close()
+                raise tracking.start_error(list(wanted), exc, self.recipe.source) from exc
         batches = iter(loader)
 
         images_per_step = self.parts.loader.batch_size * accelerator.num_processes
         sums: dict[str, torch.Tensor] = {}
         count, tick, t0, summary = 0, time.perf_counter(), time.perf_counter(), {}
         self._start, self._t0, self._images_per_step = start, t0, images_per_step  # ETA, interrupt figures
+        self._report_done = t0
         self.bar = tqdm(total=cfg.max_steps, initial=start, disable=not main or None, dynamic_ncols=True,
                         desc=self.recipe["name"])
         signals = StopSignals()  # SIGINT/SIGTERM: finish the step, write a checkpoint, exit cleanly
@@ -219,13 +235,18 @@ class Trainer:
                     sums, count, tick = {}, 0, time.perf_counter()
                 if main and (step % cfg.sample_every == 0 or step == cfg.max_steps):
                     self._sample(fixed, run_dir / "samples" / f"step_{step:08d}.png")  # as checkpoints' step_N
-                if scorer and main and (step % scorer.every == 0 or step == cfg.max_steps):
-                    summary.update(scorer.score(self.model, self.emas, run_dir, step, accelerator))
+                if scorer and (step % scorer.every == 0 or step == cfg.max_steps):
+                    scores = scorer.score(self.model, self.emas, run_dir, step, accelerator) if main else {}
+                    summary.update(scores)
+                    if cfg.keep_best:  # every rank: a better figure means a checkpoint (checkpoints/best)
+                        self._keep_best(scores, step)
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                     bad = self._nonfinite(sums)
                     if bad:  # never let a checkpoint of broken weights become "latest"
                         self._stop_on_fault(f"non-finite values in {bad}")
                     self._safe_checkpoint()
+                if main and step % cfg.sample_every == 0 and step != cfg.max_steps:
+                    self._refresh_report()  # after the step's eval and checkpoint, so the page shows them
                 # one process checks its flag each step; several agree at log steps (every rank takes part)
                 if (signals.received is not None if accelerator.num_processes == 1 else
                         step % cfg.log_every == 0 and self._any_rank(signals.received is not None)):
@@ -250,10 +271,13 @@ class Trainer:
                   "processes": accelerator.num_processes}
         if in_sync is not None:
             result["rank_param_max_diff"] = in_sync
+        if self.cfg.keep_best and accelerator.is_main_process:
+            result["best"] = self.best
         result["warnings"] = [w["warning"] for w in self.monitor.warnings]
         if hasattr(self.parts.dataset, "skip_summary"):  # unusable image files left out (data.on_error: skip)
             result["data"] = self.parts.dataset.skip_summary(log_summary=accelerator.is_main_process)
         if accelerator.is_main_process:
+            self._refresh_report(final=True)
             self.summary_lines = end_summary(result, self.recipe, self.model)
         AcceleratorState._reset_state()  # a later fit() in this process may choose another precision
         return result
@@ -346,6 +370,80 @@ class Trainer:
             rows = self.model.visuals(fixed)
         with self._writing(f"the sample {path.name}", path):
             save_grid(rows, path)
+        if self.accelerator.trackers:  # the grid to the trackers that take images (train.trackers)
+            try:
+                tracking.log_grid(self.accelerator, path, self.step_index)
+            except Exception as exc:  # noqa: BLE001  a tracker's trouble (its service, its version) ends no run
+                self._warn_once("tracker_images", "the sample grid did not reach a tracker: %s", exc)
+
+    def _warn_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._quiet:
+            self._quiet.add(kind)
+            log.warning(message, *args)
+
+    def _refresh_report(self, *, final: bool = False) -> None:
+        """report.html and curves.png (``train.report``): at the end always; at sample intervals only while the
+        refreshes take at most REPORT_SHARE of the time since the last one (drawing takes a second or two), and
+        REPORT_MIN_INTERVAL seconds after the run started or the page was last written."""
+        if not self.cfg.report:
+            return
+        began = time.perf_counter()
+        wait = max(REPORT_MIN_INTERVAL, self._report_cost * (1 / REPORT_SHARE - 1))
+        if not final and began - self._report_done < wait:
+            return
+        try:
+            write_report(self.run_dir)
+        except Exception as exc:  # noqa: BLE001  the page is a view of files on disk: no reason to stop training
+            self._warn_once("report", "report.html not refreshed: %s", exc)
+        self._report_done = time.perf_counter()
+        self._report_cost = self._report_done - began
+
+    # ------------------------------------------------------------------ train.keep_best
+    def _best_so_far(self) -> dict | None:
+        """On resume: the record of checkpoints/best, if it was kept for the metric and mode the recipe names."""
+        keep, record = self.cfg.keep_best, checkpoint.read_best(self.run_dir)
+        if not keep or record is None:
+            return None
+        if (record["metric"], record["mode"]) != (keep["metric"], keep["mode"]):
+            log.info("train.keep_best is now %s (%s); checkpoints/best was kept for %s (%s): the next eval starts a "
+                     "new best", keep["metric"], keep["mode"], record["metric"], record["mode"])
+            return None
+        log.info("keep_best: the best so far is %s = %g at step %d (checkpoints/best)", record["metric"],
+                 record["value"], record["step"])
+        return record
+
+    def _keep_best(self, scores: dict, step: int) -> None:
+        """After an eval: when ``train.keep_best``'s figure beat the best so far, write checkpoints/best (every
+        rank) and export_best/ (main). The main process decides; the other ranks learn it in one reduction."""
+        metric, mode = self.cfg.keep_best["metric"], self.cfg.keep_best["mode"]
+        main = self.accelerator.is_main_process
+        value = scores.get(metric)
+        missing = main and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        if self._any_rank(missing):
+            last = checkpoint.latest_checkpoint(self.run_dir)
+            if last is None or last.name != checkpoint.step_folder(self.run_dir, step).name:
+                self._safe_checkpoint()  # nothing trained is lost: fix the recipe and --resume latest
+            self._close()
+            raise RecipeError(
+                f"the eval at step {step} logged no {metric}, so the best checkpoint cannot be chosen; the eval "
+                f"logged {', '.join(sorted(scores)) or 'nothing'}. The checkpoint of step {step} is written: set "
+                "train.keep_best.metric to one of those and continue with --resume latest",
+                file=self.recipe.source, key="train.keep_best.metric", value=metric)
+        better = main and math.isfinite(value) and (
+            self.best is None or (value < self.best["value"] if mode == "min" else value > self.best["value"]))
+        if not self._any_rank(better):
+            return
+        record = {"metric": metric, "mode": mode, "value": float(value) if main else None, "step": step}
+        with self._writing(f"the best checkpoint (step {step})", checkpoint.best_folder(self.run_dir)):
+            checkpoint.save_best(self.accelerator, self.run_dir, step, recipe=self.recipe,
+                                 extra_state=self.extra_state, trainer_state={**self._trainer_state(),
+                                                                              "best": record})
+        if main:
+            with self._writing(f"the export {self.run_dir / 'export_best'}", self.run_dir / "export_best"):
+                self._export(self.run_dir / "export_best", best=record)
+            log.info("keep_best: %s = %g at step %d, the best so far: checkpoints/best and export_best/", metric,
+                     value, step)
+        self.best = record
 
     @contextlib.contextmanager
     def _writing(self, what: str, where: Path | None = None):
@@ -387,19 +485,23 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.monitor.warn("nonfinite", self.step_index, message, echo=False)  # the CLI prints the error itself
             self._log_warnings(self.monitor.unlogged())
+            self._refresh_report(final=True)  # the page shows the curves up to the fault, and the warning
         self._close()
         raise TrainingStopped(message)
 
     def _safe_checkpoint(self) -> None:
         """A checkpoint, or (disk full, permissions...) a clean stop that keeps the last good one as ``latest``."""
-        model, step = self.model, self.step_index
+        step = self.step_index
         # save_checkpoint removes its partial folder on any failure; a write failure then stops the run cleanly
         with self._writing(f"the checkpoint of step {step}", self.run_dir / checkpoint.CHECKPOINTS):
             checkpoint.save_checkpoint(
                 self.accelerator, self.run_dir, step, recipe=self.recipe, extra_state=self.extra_state,
-                keep=self.cfg.keep_checkpoints,
-                trainer_state={"nets": list(self.net_order), "export": list(model.export),
-                               "export_info": model.export_info(self.parts.dataset)})
+                keep=self.cfg.keep_checkpoints, trainer_state=self._trainer_state())
+
+    def _trainer_state(self) -> dict:
+        model = self.model
+        return {"nets": list(self.net_order), "export": list(model.export),
+                "export_info": model.export_info(self.parts.dataset)}
 
     def _stop_on_signal(self, signals: StopSignals) -> None:
         name = signals.name() or "a stop signal on another process"
@@ -407,6 +509,8 @@ class Trainer:
         last = checkpoint.latest_checkpoint(self.run_dir)
         if last is None or last.name != folder.name:
             self._safe_checkpoint()
+        if self.accelerator.is_main_process:
+            self._refresh_report(final=True)
         self._close()
         elapsed, steps = time.perf_counter() - self._t0, self.step_index - self._start
         result = {"run_dir": str(self.run_dir), "interrupted": name, "step": self.step_index, "steps_run": steps,
@@ -435,10 +539,10 @@ class Trainer:
         every = accelerator.gather(sums.unsqueeze(0)).view(accelerator.num_processes, -1)
         return float((every - every[0]).abs().max())
 
-    def _export(self) -> None:
+    def _export(self, folder: Path | None = None, **extra_meta: Any) -> None:
         model, emas = self.model, self.emas
         sds = {name: emas[name].module.state_dict() if name in emas
                else self.accelerator.unwrap_model(model.nets[name]).state_dict() for name in model.export}
         meta = {**checkpoint.export_meta(self.recipe, model.directions, self.step_index, bool(emas)),
-                **model.export_info(self.parts.dataset)}
-        write_export(self.recipe, sds, self.run_dir / "export", meta)
+                **model.export_info(self.parts.dataset), **extra_meta}
+        write_export(self.recipe, sds, folder or self.run_dir / "export", meta)

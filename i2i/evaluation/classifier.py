@@ -18,9 +18,16 @@ def _shift(x: torch.Tensor, g: torch.Generator, pixels: int = 2) -> torch.Tensor
 
 
 def train_classifier(data: str, output: str | Path, *, channels: int = 1, size: int = 32, steps: int = 600,
-                     batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: str = "cpu") -> dict:
-    """Train ``image_classifier`` on the train split of a labeled root; score it on the test split."""
-    from ..data.labeled import load_labeled_arrays
+                     batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
+                     labeled_fraction: float | None = None, labels_per_class: int | None = None,
+                     label_seed: int = 0, net: dict | None = None) -> dict:
+    """Train ``image_classifier`` on the train split of a labeled root; score it on the test split.
+
+    ``labeled_fraction`` / ``labels_per_class`` / ``label_seed`` train on the labeled subset a semi-supervised
+    recipe with the same ``data.*`` values uses (``data.labeled.labeled_subset``): the supervised baseline of SGAN.
+    ``net``: other ``image_classifier`` arguments (base_channels, feature_dim, dropout), e.g. SGAN's D's.
+    """
+    from ..data.labeled import labeled_subset, load_labeled_arrays
     from ..nets.classifier import ImageClassifier
 
     torch.manual_seed(seed)
@@ -32,7 +39,12 @@ def train_classifier(data: str, output: str | Path, *, channels: int = 1, size: 
         keep = torch.arange(len(x)) % 10 != 0
         x_test, y_test, x, y = x[~keep], y[~keep], x[keep], y[keep]
     x, y = torch.as_tensor(x), torch.as_tensor(y)
-    cfg = {"type": "image_classifier", "in_channels": channels, "size": size, "num_classes": len(names)}
+    subset = labeled_subset(y.numpy(), len(names), labeled_fraction=labeled_fraction,
+                            labels_per_class=labels_per_class, label_seed=label_seed)
+    if subset is not None:
+        x, y = x[torch.from_numpy(subset)], y[torch.from_numpy(subset)]
+    cfg = {"type": "image_classifier", **(net or {}), "in_channels": channels, "size": size,
+           "num_classes": len(names)}
     net = ImageClassifier(**{k: v for k, v in cfg.items() if k != "type"}).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -53,8 +65,9 @@ def train_classifier(data: str, output: str | Path, *, channels: int = 1, size: 
     accuracy = float((pred == torch.as_tensor(y_test)).float().mean())
     recipe = Recipe.of({"name": "classifier", "nets": {"classifier": cfg}, "model": {"type": "classifier"},
                         "data": {"root": str(data), "channels": channels, "size": size}}, "classifier")
-    meta = {"kind": "classifier", "model": "classifier", "directions": {}, "class_names": list(names),
-            "test_accuracy": accuracy, "steps": steps}
+    meta = {"kind": "classifier", "task": "classification", "classifier_net": "classifier", "model": "classifier",
+            "directions": {}, "class_names": list(names), "test_accuracy": accuracy, "steps": steps,
+            "train_images": len(x)}
     write_export(recipe, {"classifier": net.state_dict()}, Path(output), meta)
     return {"classifier": str(output), "test_accuracy": round(accuracy, 4), "train_images": len(x),
             "test_images": len(x_test), "steps": steps, "seconds": round(time.perf_counter() - t0, 2)}

@@ -7,6 +7,8 @@
 - unconditional generators (no classes, no codes): confidence (the classifier's mean top probability: are the
   samples recognisable?), class_coverage (share of classes among the samples' predictions with at least half
   their fair share) and class_entropy (entropy of the predicted class histogram / log(classes); 1 = uniform).
+- mode_coverage (every generator; evaluation/coverage.py): the histogram of predicted classes among the samples,
+  the classes found in it and its KL divergence from uniform: few classes and a high KL mean mode collapse.
 - diversity: mean per-pixel standard deviation among samples of one class (averaged over classes); with real labels,
   real_diversity is the same figure for the real images. A generator that ignores z scores near 0.
 """
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ..codes import codes_for_rows, generate_images
+from .coverage import matched_accuracy, mode_coverage
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -27,17 +29,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     eig = np.linalg.eigvals(s_a @ s_b)
     tr_covmean = np.sqrt(np.clip(eig.real, 0, None)).sum()
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * tr_covmean)
-
-
-def matched_accuracy(codes: np.ndarray, labels: np.ndarray, n_codes: int, n_labels: int) -> tuple[float, list[int]]:
-    """Accuracy after mapping each code value to one class so that agreement is largest (Hungarian)."""
-    counts = np.zeros((n_codes, n_labels), dtype=np.int64)
-    np.add.at(counts, (codes, labels), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    mapping = [-1] * n_codes
-    for r, c in zip(rows, cols):
-        mapping[r] = int(c)
-    return float(counts[rows, cols].sum() / max(1, len(codes))), mapping
 
 
 @torch.no_grad()
@@ -77,6 +68,7 @@ def evaluate_generator(g: torch.nn.Module, classifier: torch.nn.Module, real: to
     wanted_np = wanted.cpu().numpy()
     out: dict = {"samples": int(len(fake))}
     n_classes = n_classes or int(predicted.max() + 1)
+    out["mode_coverage"] = mode_coverage(predicted, n_classes)  # every generator: which classes its samples hit
     if not k:
         share = np.bincount(predicted, minlength=n_classes) / len(predicted)
         nonzero = share[share > 0]

@@ -73,6 +73,8 @@ class ClassifierScorer:
         g = emas["g"].module if "g" in emas else accelerator.unwrap_model(model.nets["g"])
         figures = evaluate_generator(g, self.classifier, self.real, real_labels=self.real_labels,
                                      per_class=self.config.per_class, device=accelerator.device)
-        logged = {f"eval/{k}": round(v, 5) for k, v in figures.items() if isinstance(v, float)}
+        from .coverage import model_measures, scalar_figures
+        figures.update(model_measures(model, self.real, self.real_labels, accelerator.device))
+        logged = {f"eval/{k}": round(v, 5) for k, v in scalar_figures(figures).items()}
         write_scores(run_dir, step, logged, accelerator)
         return logged

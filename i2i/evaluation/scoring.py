@@ -17,10 +17,14 @@ from ..registry import import_dotted
 log = logging.getLogger("i2i")
 
 
-def scorer_for(model) -> type | None:
-    """The scorer class a model (class or instance) names, or None."""
+def scorer_for(model, eval_section: dict | None = None) -> type | None:
+    """The scorer class a model (class or instance) names, or None. An ``eval:`` section holding ``fid`` gets the
+    general FID/KID scorer around it (``fid_scoring.WithFID``: the rest of the section goes to the model's)."""
     name = getattr(model, "scorer", None)
-    return import_dotted(name) if isinstance(name, str) else name
+    own = import_dotted(name) if isinstance(name, str) else name
+    if isinstance(eval_section, dict) and "fid" in eval_section:
+        return import_dotted("i2i.evaluation.fid_scoring:with_fid")(own)  # by name: fid_scoring uses write_scores
+    return own
 
 
 def write_scores(run_dir: Path, step: int, logged: dict, accelerator) -> None:

@@ -70,6 +70,8 @@ def encode_style(export, path: str | Path, device) -> torch.Tensor:
 class LatentPlan:
     """Which codes each input gets, and the output names (module docstring)."""
 
+    codes_file = "latents.json"
+
     def __init__(self, z_dim: int, *, samples: int, samples_asked: bool, seed: int, sync_z: bool,
                  style: tuple[str, torch.Tensor] | None, interpolate: int):
         self.z_dim, self.samples, self.seed, self.sync_z = z_dim, samples, seed, sync_z
@@ -104,8 +106,8 @@ class LatentPlan:
         gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
         return torch.randn(n, self.z_dim, generator=gen)
 
-    def codes(self, index: int, rel: Path) -> list[tuple[Path, torch.Tensor]]:
-        """(output name, code) for input number ``index`` of the sorted file list."""
+    def codes(self, index: int, rel: Path, image: object = None) -> list[tuple[Path, torch.Tensor]]:
+        """(output name, code) for input number ``index`` of the sorted file list (``image``: unused here)."""
         out = []
         if self.style is not None:
             out.append((with_suffix(rel, f"_style-{self.style[0]}"), self.style[1]))

@@ -42,8 +42,42 @@ def noise_generator(g) -> bool:
     return hasattr(g, "z_dim") and not hasattr(g, "in_channels")
 
 
+def sample_coupled(export: Export, output: str | Path, *, per_class: int = 0, columns: int = 10, seed: int = 0,
+                   device: str = "cpu") -> dict:
+    """Several exported generator chains driven by one z (meta ``coupled``: domain -> nets in order, CoGAN): grid.png
+    with the domains' images of one z side by side (``columns`` pairs per row, ``columns`` rows), and with
+    ``per_class`` N, N samples per domain into <output>/<domain>/ (the same file name in each is one z)."""
+    from .export import Chain, chain_names
+    spec = export.meta["coupled"]
+    if not isinstance(spec, dict) or not spec or any(n not in export.nets for v in spec.values()
+                                                      for n in chain_names(v)):
+        raise I2IError(f"{export.path}/meta.json: 'coupled' must map domains to exported nets "
+                       f"({', '.join(export.nets)}), got {spec!r}")
+    chains = {d: Chain([export.nets[n].to(device).eval() for n in chain_names(v)]) for d, v in spec.items()}
+    z_dim = next(iter(chains.values())).stages[0].z_dim
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(columns * columns, z_dim, generator=gen).to(device)
+    with torch.no_grad():
+        images = {d: c(z) for d, c in chains.items()}
+    grid = [images[d][j::columns] for j in range(columns) for d in chains]  # each row: `columns` pairs from one z each
+    written = {"grid": str(save_grid(grid, output / "grid.png"))}
+    count = 0
+    for start in range(0, per_class, 256):
+        z = torch.randn(min(256, per_class - start), z_dim, generator=gen).to(device)
+        with torch.no_grad():
+            for d, chain in chains.items():
+                for i, img in enumerate(chain(z).float().cpu()):
+                    write_image(output / d / f"{start + i:06d}.png", from_tensor(img, dtype=np.uint8))
+                    count += 1
+    return {"output": str(output), "images": count, "domains": list(chains), "seed": seed, **written}
+
+
 def sample_export(export: Export, output: str | Path, *, per_class: int = 0, classes: list[str] | None = None,
                   columns: int = 10, seed: int = 0, traverse: bool = True, device: str = "cpu") -> dict:
+    if export.meta.get("coupled"):
+        return sample_coupled(export, output, per_class=per_class, columns=columns, seed=seed, device=device)
     if "g" not in export.nets:
         raise I2IError(f"{export.path}: no generator 'g' to sample (model '{export.meta.get('model')}')")
     g = export.nets["g"].to(device).eval()

@@ -33,6 +33,7 @@ from ..errors import DataError, I2IError, check_count
 from ..precision import DTYPES, autocast, unsupported
 from ..registry import net_size_rules
 from .export import Export
+from .labels import LabelPlan
 from .latents import LatentPlan, WithCode, interpolation_strip
 from .tiling import ImageSource, check_tile, input_tensor, iter_tiled_rows, pad_to_multiple
 
@@ -51,12 +52,42 @@ def flops_per_pixel(net: torch.nn.Module, in_channels: int, multiple: int, small
     the count fails (a net that needs more than an image, say)."""
     from torch.utils.flop_counter import FlopCounterMode
     side = -(-max(64, multiple, smallest) // multiple) * multiple
+    label = int(getattr(net, "label_channels", 0) or 0)  # a label-conditioned net gets a (zero) target label
     try:
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            net(torch.zeros(1, in_channels, side, side, device=device))
+            net(torch.zeros(1, in_channels, side, side, device=device),
+                *((torch.zeros(1, label, device=device),) if label else ()))
     except Exception:  # noqa: BLE001  no estimate: the fixed batch applies
         return None
     return counter.get_total_flops() / (side * side)
+
+
+def fixed_side(net: nn.Module) -> int | None:
+    """The one input side a net takes (a ``fixed_size`` net: the DCGAN and MLP nets, the autoencoders'
+    encoders), or None for a net of any size."""
+    size = getattr(net, "size", None)
+    return size if getattr(net, "fixed_size", False) and isinstance(size, int) else None
+
+
+class FixedSize(nn.Module):
+    """Runs a net of one input side on any image: the input is resized to ``side`` x ``side`` (bilinear,
+    antialiased) and the output back to the input's size (times the net's own scale)."""
+
+    def __init__(self, net: nn.Module, side: int):
+        super().__init__()
+        self.net, self.side, self.in_channels = net, side, getattr(net, "in_channels", None)
+
+    @staticmethod
+    def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == size:
+            return x
+        return nn.functional.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
+                                         align_corners=False).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = self.net(self._resize(x, (self.side, self.side)), *args)
+        return self._resize(y, (h * y.shape[-2] // self.side, w * y.shape[-1] // self.side))
 
 
 class Compiled(nn.Module):
@@ -150,7 +181,7 @@ def min_size(export: Export, name: str) -> int:
 class _Item:
     def __init__(self, path: Path, rel: Path, tensor: torch.Tensor | ImageSource, source: np.ndarray):
         self.path, self.rel, self.tensor = path, rel, tensor
-        self.z: torch.Tensor | None = None  # latent code (z_dim,) of a multimodal generator
+        self.z: torch.Tensor | None = None  # latent code (z_dim,) of a multimodal generator, or a target label
         self.channels, self.dtype = source.shape[2], source.dtype
         self.alpha = source[..., -1:].copy() if source.shape[2] in (2, 4) else None  # not a view: frees source
 
@@ -333,7 +364,7 @@ class _Run:
     tiles_per_pass: int
     batch_size: int | None  # --batch-size; None: chosen per image size (``images_per_pass``)
     per_pixel: float | None  # forward FLOPs per input pixel (CPU without --batch-size), else None
-    plan: LatentPlan | None = None  # latent codes of a multimodal generator
+    plan: LatentPlan | LabelPlan | None = None  # latent codes of a multimodal generator, or target labels
     failed: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # left out on purpose, with the reason: said and counted
     written: int = 0
@@ -380,10 +411,10 @@ class _Run:
         return _Item(path, rel, tensor, source), side
 
     def variants(self, item: _Item, index: int) -> list[_Item]:
-        """The outputs to make of input number ``index``: the item itself, or one per latent code."""
+        """The outputs to make of input number ``index``: the item itself, or one per latent code or label."""
         if self.plan is None:
             return [item]
-        return [item.variant(rel, z) for rel, z in self.plan.codes(index, item.rel)]
+        return [item.variant(rel, z) for rel, z in self.plan.codes(index, item.rel, item.tensor)]
 
     def write(self, item: _Item, array: np.ndarray) -> None:
         try:
@@ -450,12 +481,13 @@ class _Run:
             self.write(strip_item, _assemble([(0, strip)], strip_item, self.in_c, h))
 
     def summary(self, export: Export, direction: str | None, seconds: float) -> dict:
-        """``translate_folder``'s figures; writes latents.json beside the outputs for a multimodal generator."""
+        """``translate_folder``'s figures; writes latents.json (labels.json) beside the outputs for a multimodal
+        (label-conditioned) generator."""
         extra = {}
         if self.plan is not None:
             extra = self.plan.summary()
             if self.written:
-                self.plan.write_codes(self.output_dir / "latents.json")
+                self.plan.write_codes(self.output_dir / self.plan.codes_file)
         kinds = collections.Counter(_skip_kind(s["reason"]) for s in self.skipped)
         return {**extra, "images": self.written, "failed": len(self.failed), "failures": self.failed,
                 "skipped": len(self.skipped), "skipped_reasons": dict(sorted(kinds.items())), "skips": self.skipped,
@@ -469,7 +501,8 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
                      tile_overlap: int = 32, tile_batch: int | None = None, samples: int | None = None,
                      seed: int = 0, sync_z: bool = False,
                      style_from: str | Path | None = None, interpolate: int = 0, precision: str = "fp32",
-                     compile: bool = False, progress: bool = False) -> dict:
+                     compile: bool = False, progress: bool = False, to: list[str] | None = None,
+                     set_attrs: list[str] | None = None) -> dict:
     """Translate every image under ``input_dir`` (or the one image ``input_dir`` names) into ``output_dir``; returns
     figures, failed files (``failures``) and what was left out on purpose (``skips``: hidden files, files without
     an image extension, symlinked folders, pages of a multi-page TIFF after the first; counted in ``skipped`` and
@@ -491,6 +524,11 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
     encoder, and with ``interpolate`` K a strip ``<name>_interp`` of K outputs along the line between two codes.
     The codes used are written to ``latents.json`` in the output folder.
 
+    Label-conditioned generators (a ``label_channels``, e.g. StarGAN's): ``to`` names target domains (``all``: every
+    one), each written to ``<output>/<domain>/<name>``; ``set_attrs`` (``ATTR=0|1``) edits attributes of a
+    multi-label export, one output in ``<output>/ATTR=1,.../`` (see i2i/inference/labels.py). The labels used are
+    written to ``labels.json``.
+
     ``precision``: ``fp32``, or ``bf16``/``fp16`` autocast (convolutions in reduced precision, outputs written from
     fp32), refused where the device lacks it (i2i/precision.py). ``compile``: run the net through
     ``torch.compile`` (seconds to compile per input size, then faster passes; see ``Compiled``).
@@ -503,13 +541,17 @@ def translate_folder(export: Export, input_dir: str | Path, output_dir: str | Pa
 
     name, net = export.generator(direction)
     in_c, (multiple, smallest) = net.in_channels, net_size_rules(export.recipe["nets"][name])
+    side = fixed_side(export.nets[name])
+    if side:  # a net of one input size: every image is resized to it and back, whole (never tiled)
+        net, multiple, smallest, tile = FixedSize(net, side), 1, 1, 0
     tile, auto_tile = _tile_sides(tile, tile_overlap, multiple, smallest)
     net = net.to(device).eval()
     per_pixel = flops_per_pixel(net, in_c, multiple, smallest, device) if batch_size is None and on_cpu else None
     run = _Run(output_dir, device, net, Compiled(net) if compile else net, in_c, multiple, tile, auto_tile,
                tile_overlap, tiles_per_pass, batch_size, per_pixel)
-    run.plan = LatentPlan.for_export(export, net, samples=samples, seed=seed, sync_z=sync_z, style_from=style_from,
-                                     interpolate=interpolate, device=device)
+    latents = LatentPlan.for_export(export, net, samples=samples, seed=seed, sync_z=sync_z, style_from=style_from,
+                                    interpolate=interpolate, device=device)
+    run.plan = LabelPlan.for_export(export, net, to=to, set_attrs=set_attrs, device=device) or latents
     _speed_up_torch(on_cpu)
 
     files, run.failed, run.skipped = _list_inputs(input_dir)

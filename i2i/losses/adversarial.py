@@ -4,7 +4,7 @@ Two levels:
 - ``generator(fake_logits, real_logits=None)`` and ``discriminator(real_logits, fake_logits)``: the objective of
   the chosen ``mode`` on logits (a multi-scale D's list of logit maps is summed over scales);
 - ``g_loss(d, fake, real=...)`` and ``d_loss(d, real, fake)``: call D on images and add what needs D itself or
-  the inputs: gradient penalties (WGAN-GP interpolates, WGAN-div, R1, R2), instance noise, one-sided label
+  the inputs: gradient penalties (WGAN-GP interpolates, DRAGAN, WGAN-div, R1, R2), instance noise, one-sided label
   smoothing, and the health statistics the trainer's monitor reads (D's accuracy and mean outputs, the WGAN
   critic's distance estimate). Models use this level so that every model gets every mode and stabiliser.
 
@@ -160,9 +160,41 @@ class RaLSGAN(AdversarialMode):
         return 0.5 * (((real - fake.mean() - 1) ** 2).mean() + ((fake - real.mean() + 1) ** 2).mean())
 
 
+class BGAN(Vanilla):
+    """Boundary-seeking GAN (Hjelm et al. 2017, arXiv:1702.08431): vanilla D; G minimises
+    0.5 * (log D(G(z)) - log(1 - D(G(z))))^2, pulling its samples onto D's decision boundary D = 1/2, where
+    D(x) / (1 - D(x)) estimates p_data / p_g. With D = sigmoid(logit) the bracket is the logit itself."""
+
+    def generator(self, fake, real):
+        return 0.5 * (F.logsigmoid(fake) - F.logsigmoid(-fake)).pow(2).mean()
+
+
+class SoftmaxGAN(AdversarialMode):
+    """Softmax GAN (Lin 2017, arXiv:1704.06191): one softmax over every D output of the batch, real and fake.
+    D's cross-entropy targets are 1/|real| on each real output and 0 on fakes; G's are the uniform
+    1/(|real| + |fake|) on all of them (G's loss needs D's outputs on real images). A logit counts as one sample,
+    so a PatchGAN map contributes each patch. Shift-invariant: only differences of logits matter."""
+
+    relativistic = True  # G's loss needs D's output on real images
+
+    @staticmethod
+    def _log_softmax(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = torch.log_softmax(torch.cat([real.flatten(), fake.flatten()]), 0)
+        return logp[: real.numel()], logp[real.numel():]
+
+    def generator(self, fake, real):
+        logp_real, logp_fake = self._log_softmax(real, fake)
+        return -torch.cat([logp_real, logp_fake]).mean()
+
+    def discriminator(self, real, fake, real_label):
+        logp_real, _ = self._log_softmax(real, fake)
+        return -logp_real.mean()
+
+
 ADVERSARIAL_MODES: dict[str, Callable[..., AdversarialMode]] = {
     "vanilla": Vanilla, "minimax": Minimax, "lsgan": LSGAN, "wgan": WGAN, "wgan_gp": WGAN, "wgan_div": WGAN,
-    "hinge": Hinge, "softplus": Softplus, "rsgan": RSGAN, "ragan": RaGAN, "ralsgan": RaLSGAN,
+    "hinge": Hinge, "softplus": Softplus, "rsgan": RSGAN, "ragan": RaGAN, "ralsgan": RaLSGAN, "bgan": BGAN,
+    "softmax": SoftmaxGAN,
 }
 # defaults that make a named mode what its paper means by it
 MODE_DEFAULTS: dict[str, dict[str, float]] = {
@@ -179,14 +211,23 @@ def _input_grads(outputs: Logits, inputs: torch.Tensor) -> torch.Tensor:
     return grad.flatten(1)
 
 
+def _interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's points: eps * real + (1 - eps) * fake, eps ~ U[0, 1) per image."""
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    return eps * real + (1 - eps) * fake
+
+
 @LOSSES.register("adversarial")
 class AdversarialLoss(nn.Module):
     """GAN objective with a pluggable ``mode`` and stabilisers; logits (B, 1, ...) or a list of them -> scalar.
 
-    mode: vanilla | minimax | lsgan | wgan | wgan_gp | wgan_div | hinge | softplus | rsgan | ragan | ralsgan.
-    Stabilisers: gradient_penalty (lambda on WGAN-GP interpolates), r1 / r2 (gamma/2 E||grad D||^2 on real /
-    fake), weight_clip (critic weights clamped after each D step), label_smoothing (one-sided: D's real target
-    1 - s), instance_noise (std of Gaussian noise added to D's inputs, annealed linearly to 0 over
+    mode: vanilla | minimax | lsgan | wgan | wgan_gp | wgan_div | hinge | softplus | rsgan | ragan | ralsgan |
+    bgan | softmax.
+    Stabilisers: gradient_penalty (lambda on WGAN-GP interpolates), dragan (lambda of DRAGAN's penalty
+    E(||grad D(x_hat)|| - 1)^2 at points x_hat = x + a * dragan_noise * std(x) * u near the real data, u ~ U[0,1)
+    per pixel and a ~ U[0,1) per image: Kodali et al. 2017, lambda 10, noise 0.5), r1 / r2 (gamma/2 E||grad D||^2
+    on real / fake), weight_clip (critic weights clamped after each D step), label_smoothing (one-sided: D's real
+    target 1 - s), instance_noise (std of Gaussian noise added to D's inputs, annealed linearly to 0 over
     noise_anneal_steps; 0 steps keeps it constant).
     """
 
@@ -194,7 +235,8 @@ class AdversarialLoss(nn.Module):
                  fake_label: float = 0.0, g_target: float | None = None, label_smoothing: float = 0.0,
                  gradient_penalty: float | None = None, r1: float = 0.0, r2: float = 0.0,
                  weight_clip: float | None = None, div_k: float | None = None, div_p: float | None = None,
-                 instance_noise: float = 0.0, noise_anneal_steps: int = 0):
+                 instance_noise: float = 0.0, noise_anneal_steps: int = 0, dragan: float = 0.0,
+                 dragan_noise: float = 0.5):
         super().__init__()
         if mode not in ADVERSARIAL_MODES:
             raise ValueError(f"unknown adversarial mode '{mode}'; valid: {', '.join(sorted(ADVERSARIAL_MODES))}")
@@ -208,6 +250,7 @@ class AdversarialLoss(nn.Module):
         self.div_k = defaults.get("div_k", 0.0) if div_k is None else div_k
         self.div_p = defaults.get("div_p", 6.0) if div_p is None else div_p
         self.instance_noise, self.noise_anneal_steps = instance_noise, noise_anneal_steps
+        self.dragan, self.dragan_noise = dragan, dragan_noise
         self.step = 0
         self._stats: list[dict[str, torch.Tensor]] = []
 
@@ -225,7 +268,8 @@ class AdversarialLoss(nn.Module):
         if not 0 <= smoothing < 0.5:
             raise RecipeError("one-sided label smoothing must be in [0, 0.5) (0.1 is usual)", file=file,
                               key=f"{key}.label_smoothing", value=smoothing)
-        for name in ("gradient_penalty", "r1", "r2", "weight_clip", "div_k", "instance_noise", "noise_anneal_steps"):
+        for name in ("gradient_penalty", "r1", "r2", "weight_clip", "div_k", "instance_noise", "noise_anneal_steps",
+                     "dragan", "dragan_noise"):
             value = cfg.get(name)
             if isinstance(value, (int, float)) and value < 0:
                 raise RecipeError("must be >= 0", file=file, key=f"{key}.{name}", value=value)
@@ -295,14 +339,23 @@ class AdversarialLoss(nn.Module):
             penalty = (real_grad.pow(2).sum(1) ** (p / 2) + fake_grad.pow(2).sum(1) ** (p / 2)).mean()
             stats["div"] = penalty
             loss = loss + 0.5 * self.div_k * penalty
-        if self.gradient_penalty > 0:
-            eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-            mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-            grad = _input_grads(pick(d(mixed, *real_args)), mixed)
-            stats["gp"] = ((grad.norm(2, dim=1) - 1) ** 2).mean()
-            loss = loss + self.gradient_penalty * stats["gp"]
+        # Penalties E(||grad D(x_hat)|| - 1)^2, each at its own points x_hat: (stat name, lambda, points)
+        for name, lam, points in (("gp", self.gradient_penalty, _interpolates),
+                                  ("dragan", self.dragan, self._perturbed_real)):
+            if lam > 0:
+                x_hat = points(real.detach(), fake.detach()).requires_grad_(True)
+                grad = _input_grads(pick(d(x_hat, *real_args)), x_hat)
+                stats[name] = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+                loss = loss + lam * stats[name]
         self._record(real_logits, fake_logits, stats)
         return loss, real_out, fake_out
+
+    def _perturbed_real(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """DRAGAN's points (the reference implementation): x + a * (x_p - x), x_p = x + c * std(x) * u, with u ~
+        U[0, 1) per pixel, a ~ U[0, 1) per image and std over the whole batch; the fakes are not used."""
+        u = torch.rand_like(real)
+        a = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+        return real + a * self.dragan_noise * real.std() * u
 
     def g_loss(self, d: Callable, fake: torch.Tensor, *, real: torch.Tensor | None = None, fake_args: tuple = (),
                real_args: tuple = (), logits: Callable[[Any], Logits] | None = None) -> tuple[torch.Tensor, Any]:

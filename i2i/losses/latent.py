@@ -15,6 +15,8 @@ class AuxClassificationLoss(nn.Module):
     """ACGAN (Odena et al. 2017) class loss: cross-entropy on raw logits (B, K) against labels (B,) -> scalar.
 
     No softmax before it: a softmax followed by CrossEntropyLoss is the known ACGAN/InfoGAN bug of PyTorch-GAN.
+    Float 0/1 targets (B, K) are multi-label attributes (StarGAN's CelebA setting, Choi et al. 2018): binary
+    cross-entropy per attribute, summed over attributes and averaged over the batch, as the reference does.
     """
 
     def __init__(self, weight: float = 1.0, label_smoothing: float = 0.0):
@@ -22,6 +24,9 @@ class AuxClassificationLoss(nn.Module):
         self.weight, self.label_smoothing = weight, label_smoothing
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if y.is_floating_point() and y.shape == logits.shape:
+            target = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return self.weight * F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(y)
         return self.weight * F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
 
 

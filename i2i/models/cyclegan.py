@@ -23,6 +23,7 @@ class CycleGAN(GANModel):
     export = ("g_ab", "g_ba")
     order = ("g", "d")
     directions = {"AtoB": "g_ab", "BtoA": "g_ba"}
+    scorer = "i2i.evaluation.domain_scoring:DomainScorer"  # target-domain accuracy, Frechet distance, cycle L1
 
     def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module], pool_size: int = 50):
         super().__init__(nets, losses)
@@ -74,6 +75,9 @@ class CycleGAN(GANModel):
 
     def state_objects(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a, "pool_b": self.pool_b}
+
+    def export_info(self, dataset: Any) -> dict:
+        return {"task": "unpaired_translation", "domains": ["A", "B"]}
 
     @classmethod
     def validate(cls, recipe: dict, data_channels: dict[str, int], *, file: str) -> None:

@@ -78,6 +78,11 @@ class LatentGAN(GANModel):
                                   file=file, key=f"nets.{net}.num_classes", value=k)
         if cls.needs_classes and k_g != k_d:
             raise RecipeError(f"must equal nets.g.num_classes ({k_g})", file=file, key="nets.d.num_classes", value=k_d)
+        for key in ("labeled_fraction", "labels_per_class"):
+            if cls.needs_classes and recipe["data"].get(key) is not None:
+                raise RecipeError(f"{recipe['model']['type']} trains on every image's label; a labeled subset is for "
+                                  "semi-supervised models (sgan)", file=file, key=f"data.{key}",
+                                  value=recipe["data"][key])
 
     needs_classes = True
 

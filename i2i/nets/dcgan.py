@@ -50,11 +50,14 @@ class LatentInput:
     """
 
     def init_latent(self, z_dim: int, num_classes: int, label_mode: str, embed_dim: int, cat_codes: list[int],
-                    cont_codes: int) -> int:
-        """Set the latent attributes; returns the width of the vector ``latent`` makes."""
+                    cont_codes: int, z_std: float = 1.0) -> int:
+        """Set the latent attributes; returns the width of the vector ``latent`` makes. ``z_std``: G sees
+        z_std * z for the z ~ N(0, I) every sampler draws (ClusterGAN's prior N(0, 0.1^2 I))."""
         if label_mode not in ("embedding", "onehot", "multiply"):
             raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot, multiply")
-        self.z_dim, self.num_classes, self.label_mode = z_dim, num_classes, label_mode
+        if not z_std > 0:
+            raise ValueError(f"z_std must be > 0, got {z_std}")
+        self.z_dim, self.num_classes, self.label_mode, self.z_std = z_dim, num_classes, label_mode, z_std
         self.cat_codes, self.cont_codes = cat_codes, cont_codes
         self.code_dim = sum(cat_codes) + cont_codes
         dim = z_dim if label_mode == "multiply" else embed_dim
@@ -73,7 +76,7 @@ class LatentInput:
         name = type(self).__name__
         if not torch.jit.is_tracing() and (z.dim() != 2 or z.shape[1] != self.z_dim):
             raise ValueError(f"{name} needs z of shape (B, {self.z_dim}), got {tuple(z.shape)}")
-        parts = [z]
+        parts = [z * self.z_std if self.z_std != 1.0 else z]
         if (y is None) != (self.num_classes == 0):
             raise ValueError(f"{name}(num_classes={self.num_classes}) needs y (B,) labels exactly when "
                              f"num_classes > 0; got y={'None' if y is None else tuple(y.shape)}")
@@ -94,6 +97,8 @@ class LatentInput:
 
 class _FixedSize(nn.Module):
     """Shared recipe checks of the DCGAN nets: one fixed image size, categorical codes with >= 2 values."""
+
+    fixed_size: ClassVar[bool] = True  # takes only size x size images (translate resizes inputs to ``size``)
 
     @classmethod
     def size_multiple(cls, **kwargs: Any) -> int:
@@ -131,14 +136,14 @@ class DCGANGenerator(LatentInput, _FixedSize):
                  label_mode: Literal["embedding", "onehot", "multiply"] = "embedding", embed_dim: int = 50,
                  cat_codes: list[int] | None = None, cont_codes: int = 0, out_channels: int = 1,
                  size: int = 32, base_channels: int = 64, upsample: Literal["transposed", "resize"] = "transposed",
-                 norm: Norm = "batch", init: Init = "normal", init_gain: float = 0.02):
+                 norm: Norm = "batch", init: Init = "normal", init_gain: float = 0.02, z_std: float = 1.0):
         super().__init__()
         s0, k = _plan_or_raise("DCGANGenerator", size)
         if label_mode not in ("embedding", "onehot", "multiply"):
             raise ValueError(f"unknown label_mode '{label_mode}'; valid: embedding, onehot, multiply")
         self.out_channels, self.size, self.s0 = out_channels, size, s0
         in_dim = self.init_latent(z_dim, num_classes, label_mode, embed_dim, _check_codes(cat_codes, cont_codes),
-                                  cont_codes)
+                                  cont_codes, z_std)
         bias, c = conv_bias(norm), base_channels * 2 ** (k - 1)
         self.project = nn.Linear(in_dim, c * s0 * s0, bias=bias)
         layers: list[nn.Module] = [norm_layer(norm, c), nn.ReLU(True)]
@@ -178,6 +183,10 @@ class _Trunk(_FixedSize):
             raise ValueError(f"{type(self).__name__}(size={self.size}) needs {self.size}x{self.size} inputs, "
                              f"got {tuple(x.shape[-2:])}")
         return self.trunk(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv layer's activations, flattened (B, F): VAE-GAN measures reconstructions there."""
+        return self._features(x)
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor | None, ...]:
         x = torch.rand(batch, self.in_channels, self.size, self.size) * 2 - 1

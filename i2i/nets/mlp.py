@@ -33,6 +33,8 @@ def _check_codes(name: str, cat_codes: list[int] | None, cont_codes: int) -> lis
 class _MLPNet(nn.Module):
     """Shared recipe checks: one fixed square image size (any size >= 1), layer widths, codes and conditioning."""
 
+    fixed_size: ClassVar[bool] = True  # takes only size x size images (translate resizes inputs to ``size``)
+
     @classmethod
     def size_multiple(cls, **kwargs: Any) -> int:
         return 1

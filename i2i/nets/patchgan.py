@@ -12,16 +12,21 @@ from ..registry import NETS
 
 @NETS.register("patchgan")
 class PatchGAN(nn.Module):
-    """PatchGAN (Isola et al. 2017, arXiv:1611.07004): (B, in, H, W) -> (B, 1, H', W') logits; 70x70 at layers=3."""
+    """PatchGAN (Isola et al. 2017, arXiv:1611.07004): (B, in, H, W) -> (B, 1, H', W') logits; 70x70 at layers=3.
+
+    ``num_classes`` K > 0 adds StarGAN's domain-classification head (Choi et al. 2018, arXiv:1711.09020) beside the
+    patch logits, on the same features: the output is then ``{"adv": (B, 1, H', W'), "class": (B, K)}`` (raw
+    logits; a 4x4 conv averaged over the patches, so any input size works).
+    """
 
     smoke_args: ClassVar[dict] = {"base_channels": 4, "layers": 2}
 
     def __init__(self, in_channels: int = 3, base_channels: int = 64, layers: int = 3, norm: Norm = "batch",
-                 init: Init = "normal", init_gain: float = 0.02):
+                 init: Init = "normal", init_gain: float = 0.02, num_classes: int = 0):
         super().__init__()
-        if layers < 1:
-            raise ValueError(f"layers must be >= 1, got {layers}")
-        self.in_channels, self.layers = in_channels, layers
+        if layers < 1 or num_classes < 0:
+            raise ValueError(f"layers must be >= 1 and num_classes >= 0, got {layers}, {num_classes}")
+        self.in_channels, self.layers, self.num_classes = in_channels, layers, num_classes
         bias = conv_bias(norm)
         model: list[nn.Module] = [nn.Conv2d(in_channels, base_channels, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         c = base_channels
@@ -32,6 +37,7 @@ class PatchGAN(nn.Module):
             c = c_next
         model.append(nn.Conv2d(c, 1, 4, 1, 1))
         self.model = nn.Sequential(*model)
+        self.classify = nn.Conv2d(c, num_classes, 4, 1, 1) if num_classes else None
         init_weights(self, init, init_gain)
 
     @classmethod
@@ -47,8 +53,11 @@ class PatchGAN(nn.Module):
         side = max(size, self.min_size(layers=self.layers))
         return (torch.rand(batch, self.in_channels, side, side) * 2 - 1,)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        if self.classify is None:
+            return self.model(x)
+        h = self.model[:-1](x)
+        return {"adv": self.model[-1](h), "class": self.classify(h).mean((2, 3))}
 
 
 @NETS.register("pixel_discriminator")
