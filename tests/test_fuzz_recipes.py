@@ -37,7 +37,7 @@ from i2i.recipe import REQUIRED_SECTIONS, load_recipe
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "demo").glob("*.yaml"))
 DATA_ROOT = Path(tempfile.gettempdir()) / "i2i_fuzz_data"  # made below: every data set's layout, one image each
-FREE_TEXT = {"root", "split", "classifier", "name", "output_dir", "data"}   # any text is valid there
+FREE_TEXT = {"root", "split", "classifier", "classifier_data", "name", "output_dir", "data"}   # any text is valid there
 HUGE = 10**12
 CASE_FILE = "case.yaml"
 CATEGORIES = {"syntax", "file", "base", "override", "type", "number", "unknown_key", "component", "section",
@@ -114,6 +114,8 @@ def baseline(path: Path) -> list[str]:
         out.append("model.init_from=null")
     if isinstance((data.get("losses") or {}).get("perceptual"), dict):
         out.append("losses.perceptual.weights=null")
+    if data["data"].get("attributes") and data["data"].get("demo") is None:
+        out.append("data.attributes=null")  # CelebA's attribute names: the fuzz data has domain folders A and B
     return out
 
 
@@ -376,7 +378,9 @@ def size_cases(path: Path) -> list[Case]:
     for net, cfg in data["nets"].items():
         if "base_channels" in cfg and fresh("size", "width", cfg["type"]):
             cases += [Case(f"size-{name}-nets.{net}-width_1e5", "size", path, (f"nets.{net}.base_channels=100000",),
-                           keys=(f"nets.{net}.base_channels",), fragment="parameters"),
+                           keys=(f"nets.{net}.base_channels",),
+                           # CoGAN's per-domain D head is small at any width: its width must equal its partner's
+                           fragment="must equal" if cfg["type"] == "coupled_discriminator_head" else "parameters"),
                       Case(f"size-{name}-nets.{net}-width_0", "size", path, (f"nets.{net}.base_channels=0",),
                            keys=(f"nets.{net}.base_channels",), fragment="empty")]
         for arg in ("blocks", "depth", "layers"):
@@ -548,7 +552,9 @@ def assert_clear_error(case: Case, checked: str, code: int, out: str, err: str) 
     assert len(err) < 2000, f"message of {len(err)} characters"
     assert checked in err or str(Path(checked).resolve()) in err, f"the message does not name {checked}: {err}"
     if case.keys:
-        assert any(f"key '{k}'" in err for k in case.keys), f"expected key {' or '.join(case.keys)}: {err}"
+        # the key itself, or one of its list items (data.transforms[0])
+        assert any(f"key '{k}'" in err or f"key '{k}[" in err for k in case.keys), (
+            f"expected key {' or '.join(case.keys)}: {err}")
     assert case.fragment in err, f"expected {case.fragment!r}: {err}"
 
 

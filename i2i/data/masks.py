@@ -18,13 +18,14 @@ image and are thresholded at 0.5 afterwards.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import DataError, RecipeError
+from ..errors import DataError, RecipeError, did_you_mean
 from .io import IMAGE_EXTENSIONS, adapt_channels, list_images, read_image, show_path, to_float
 
 MASK_KINDS = ("center", "blocks", "strokes", "files")
@@ -35,9 +36,14 @@ _DEFAULTS: dict[str, dict[str, Any]] = {"center": {"size": 0.5}, "blocks": {"cou
                                         "files": {"folder": None, "suffix": "_mask"}}
 
 
+MAX_SHAPES = 256  # blocks, strokes or stroke vertices per mask: more only cost time (a typo like 1e12 would hang)
+
+
 def _span(value: Any, key: str, *, integer: bool, low: float, high: float | None = None) -> tuple[Any, Any]:
     """A number or a [min, max] pair within [low, high], as (min, max)."""
     pair = list(value) if isinstance(value, (list, tuple)) else [value, value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in pair):
+        raise RecipeError("must be a finite number", key=key, value=value)
     kind = int if integer else (int, float)
     what = "an integer" if integer else "a number"
     ok = len(pair) == 2 and all(isinstance(v, kind) and not isinstance(v, bool) for v in pair)
@@ -54,10 +60,12 @@ class MaskSource:
 
     def __init__(self, type: str, key: str = "data.mask", **args: Any):
         if type not in MASK_KINDS:
-            raise RecipeError("unknown mask kind", key=f"{key}.type", value=type, choices=MASK_KINDS)
+            what = "unknown mask kind" if isinstance(type, str) else "must be a name of a mask kind"
+            raise RecipeError(what + did_you_mean(type, MASK_KINDS), key=f"{key}.type", value=type, choices=MASK_KINDS)
         for name in args:
             if name not in _ARGS[type]:
-                raise RecipeError(f"mask '{type}' takes no argument '{name}'", key=f"{key}.{name}", value=args[name],
+                raise RecipeError(f"mask '{type}' takes no argument '{name}'{did_you_mean(name, _ARGS[type])}",
+                                  key=f"{key}.{name}", value=args[name],
                                   choices=_ARGS[type])
         self.type, self.key = type, key
         self.args = {**_DEFAULTS[type], **args}
@@ -65,11 +73,11 @@ class MaskSource:
         if type == "center":
             self.size = _span(a["size"], f"{key}.size", integer=False, low=0.0, high=1.0)[0]
         elif type == "blocks":
-            self.count = _span(a["count"], f"{key}.count", integer=True, low=1)
+            self.count = _span(a["count"], f"{key}.count", integer=True, low=1, high=MAX_SHAPES)
             self.size = _span(a["size"], f"{key}.size", integer=False, low=0.0, high=1.0)
         elif type == "strokes":
-            self.count = _span(a["count"], f"{key}.count", integer=True, low=1)
-            self.vertices = _span(a["vertices"], f"{key}.vertices", integer=True, low=1)
+            self.count = _span(a["count"], f"{key}.count", integer=True, low=1, high=MAX_SHAPES)
+            self.vertices = _span(a["vertices"], f"{key}.vertices", integer=True, low=1, high=MAX_SHAPES)
             self.width = _span(a["width"], f"{key}.width", integer=False, low=0.0, high=1.0)
         else:
             if a["folder"] is not None and not isinstance(a["folder"], str):
@@ -87,7 +95,8 @@ class MaskSource:
         if isinstance(cfg, str):
             cfg = {"type": cfg}
         if not isinstance(cfg, dict) or "type" not in cfg:
-            raise RecipeError("mask must be a mapping such as {type: center, size: 0.5}, {type: blocks}, "
+            missing = "missing 'type:'; " if isinstance(cfg, dict) else ""
+            raise RecipeError(f"{missing}mask must be a mapping such as {{type: center, size: 0.5}}, {{type: blocks}}, "
                               "{type: strokes} or {type: files, folder: DIR}, or null", key=key, value=cfg,
                               choices=MASK_KINDS)
         return cls(key=key, **cfg)

@@ -101,10 +101,10 @@ class CoGAN(GANModel):
         # the shared layers read what each domain's own layers give (and the other way round): one width per side
         for side in (GENERATORS, DISCRIMINATORS):
             if all(recipe["nets"][n]["type"].startswith("coupled_") for n in side):
-                want = cls.net_arg(recipe, side[0], "base_channels")
-                for net in side[1:]:
-                    if cls.net_arg(recipe, net, "base_channels") != want:
-                        raise RecipeError(f"must equal nets.{side[0]}.base_channels ({want}): the shared and the "
-                                          "per-domain layers meet at that width", file=file,
-                                          key=f"nets.{net}.base_channels",
-                                          value=cls.net_arg(recipe, net, "base_channels"))
+                widths = {n: cls.net_arg(recipe, n, "base_channels") for n in side}
+                if len(set(widths.values())) > 1:  # named on the widest net: a typo more often adds than drops digits
+                    wide = max(widths, key=lambda n: widths[n] or 0)
+                    other = next(n for n in side if widths[n] != widths[wide])
+                    raise RecipeError(f"must equal nets.{other}.base_channels ({widths[other]}): the shared and the "
+                                      "per-domain layers meet at that width", file=file,
+                                      key=f"nets.{wide}.base_channels", value=widths[wide])
