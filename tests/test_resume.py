@@ -237,8 +237,7 @@ def test_every_registered_model_has_a_demo_and_the_set_covers_the_mechanisms():
     assert any(r.get("ema") for r in chosen), "no chosen demo has an EMA"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("model", MODELS.names())
+@pytest.mark.parametrize("model", MODELS.names())  # in the default run: every model, about 40 s on 2 cores
 def test_resume_is_bit_exact(model, request, tmp_path):
     over = tiny_overrides(model, request, tmp_path)
     train(model, over, tmp_path / "straight", 2 * N)
