@@ -96,6 +96,10 @@ def _allow_code(args: argparse.Namespace) -> bool | list[str]:
     return True if args.trust_code else list(args.allow_code or [])
 
 
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+
+
 def _trust_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-code", action="append", metavar="MODULE",
                    help="let the export import this module (its dotted-path net types or plugins); repeatable. "
@@ -406,7 +410,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--tile-batch", type=int, default=None, metavar="N",
                     help="tiles of one image per forward pass (default: 1 on the CPU, where larger batches cost "
                          "memory and no time; --batch-size on a GPU)")
-    tr.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(tr)
     tr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="fp32 (default), or bf16/fp16 autocast: convolutions in reduced precision, faster where the "
                          "hardware has it (GPUs; CPUs with AVX512-BF16 or AMX), refused where it does not")
@@ -466,7 +470,7 @@ def parser() -> argparse.ArgumentParser:
                           "2048x2048 px in 512 px tiles; 0: never tile). A hole is filled from the context inside "
                           "its tiles, so keep holes well below the tile size")
     inp.add_argument("--tile-overlap", type=int, default=32, metavar="N", help="overlap of neighbouring tiles (px)")
-    inp.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(inp)
     _trust_flags(inp)
     inp.set_defaults(func=cmd_inpaint)
 
@@ -507,7 +511,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--columns", type=int, default=10, help="noise vectors (columns) in the grid and traversals")
     s.add_argument("--seed", type=int, default=0, help="seed of the noise: the same seed gives the same images")
     s.add_argument("--no-traverse", action="store_true", help="skip InfoGAN latent traversals")
-    s.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(s)
     _trust_flags(s)
     s.set_defaults(func=cmd_sample)
 
@@ -524,7 +528,7 @@ def parser() -> argparse.ArgumentParser:
                     help="two images: decode codes on the line between their codes into a strip")
     en.add_argument("--steps", type=int, default=8, help="decoded images along the line (default 8, ends included)")
     en.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    en.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(en)
     _trust_flags(en)
     en.set_defaults(func=cmd_encode)
 
@@ -539,7 +543,7 @@ def parser() -> argparse.ArgumentParser:
                                                          "must not overlap --input)")
     cu.add_argument("--per-grid", type=int, default=64, help="images per cluster grid (default 64)")
     cu.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
-    cu.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(cu)
     _trust_flags(cu)
     cu.set_defaults(func=cmd_cluster)
 
@@ -581,7 +585,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--real-images", type=int, default=5000, help="conditional generators: real images of --data "
                                                                   "compared with (the first N; default 5000)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the noise and codes sampled")
-    ev.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(ev)
     fid = ev.add_argument_group("FID/KID of any generator (pip install 'i2i[fid]'; the standard Inception weights "
                                 "from a local file, never downloaded)")
     fid.add_argument("--fid", default=None, metavar="REAL_DIR",
@@ -621,7 +625,7 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--label-seed", type=int, default=0, help="seed that picks the labeled subset (data.label_seed)")
     cl.add_argument("--base-channels", type=int, default=32, help="image_classifier's width (default 32)")
     cl.add_argument("--feature-dim", type=int, default=128, help="image_classifier's feature size (default 128)")
-    cl.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(cl)
     cl.set_defaults(func=cmd_classifier)
 
     cf = sub.add_parser("classify", help="predict the class of every image in a folder with a classifier export",
@@ -633,7 +637,7 @@ def parser() -> argparse.ArgumentParser:
     cf.add_argument("--input", "-i", required=True, help="folder of images")
     cf.add_argument("--output", "-o", default="predictions.csv", help="CSV file written (default predictions.csv)")
     cf.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
-    cf.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    _device_flag(cf)
     _trust_flags(cf)
     cf.set_defaults(func=cmd_classify)
 
