@@ -256,9 +256,10 @@ def check_data_paths(recipe: Recipe) -> None:
         if not isinstance(path, str) or _exists(path):
             continue
         where = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
+        if isinstance(demo, str) and is_demo_place(path, demo) and (
+                key == "data.root" or is_demo_place(str(data.get("root")), demo)):
+            continue  # built on first use, before any eval reads it
         if key == "data.root" and isinstance(demo, str):
-            if is_demo_place(path, demo):
-                continue  # built on first use
             place = "/".join((*DEMO_PLACE, demo))
             raise RecipeError(f"no such folder{where}. The demo data set '{demo}' is built on first use only at its "
                               f"own place, {place}, not at any data.root: point data.root at your data or at "
