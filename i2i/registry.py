@@ -193,6 +193,23 @@ def config_value(cls: Any, cfg: dict, name: str) -> Any:
     return param.default
 
 
+class SizeRules:
+    """Constant input-size rules for a net: a subclass sets ``SIZE_MULTIPLE`` (H and W divisible by it) and
+    ``MIN_SIZE`` (the smallest side); nets whose rules depend on their arguments define ``size_multiple`` and
+    ``min_size`` themselves. Read by ``net_size_rules``."""
+
+    SIZE_MULTIPLE = 1
+    MIN_SIZE = 1
+
+    @classmethod
+    def size_multiple(cls, **kwargs: Any) -> int:
+        return cls.SIZE_MULTIPLE
+
+    @classmethod
+    def min_size(cls, **kwargs: Any) -> int:
+        return cls.MIN_SIZE
+
+
 def net_size_rules(cfg: dict) -> tuple[int, int]:
     """(size multiple, smallest side) a registered net's recipe entry accepts, from its class's ``size_multiple``
     and ``min_size`` (1 and 1 for a net that declares neither); read without building the net."""

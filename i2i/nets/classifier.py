@@ -1,12 +1,12 @@
 """A small CNN classifier: the evaluation measure of conditional generators (the ACGAN "MNIST classifier" score)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..registry import NETS
+from ..registry import NETS, SizeRules
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -16,7 +16,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 @NETS.register("image_classifier")
-class ImageClassifier(nn.Module):
+class ImageClassifier(SizeRules, nn.Module):
     """CNN classifier (ACGAN's sample score, Odena et al. 2017): (B, in, H, W) in [-1, 1], H, W >= 8 -> (B, classes)."""
 
     smoke_args: ClassVar[dict] = {"base_channels": 4, "feature_dim": 8, "num_classes": 3, "size": 32}
@@ -34,13 +34,7 @@ class ImageClassifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
         # PyTorch's default (Kaiming-uniform) init: this is a classifier, not a GAN net
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 8  # three 2x max-pools
+    SIZE_MULTIPLE, MIN_SIZE = 1, 8  # three 2x max-pools
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor, ...]:
         side = max(size or self.size, 8)

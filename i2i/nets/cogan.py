@@ -8,13 +8,13 @@ layers, one optimizer entry, one export file.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from ..layers import Init, Norm, conv_bias, init_weights, norm_layer, upsample2x
-from ..registry import NETS
+from ..registry import NETS, SizeRules
 
 
 def _check_size(name: str, size: int) -> None:
@@ -29,7 +29,7 @@ def _check_input(net: nn.Module, x: torch.Tensor) -> None:
 
 
 @NETS.register("coupled_generator_trunk")
-class CoupledGeneratorTrunk(nn.Module):
+class CoupledGeneratorTrunk(SizeRules, nn.Module):
     """CoGAN's shared generator layers: z (B, z_dim) -> (B, 2 * base, size / 2, size / 2) features.
 
     A linear projection to (2 * base, size / 4, size / 4), batch norm, ReLU, one x2 upsampling block.
@@ -50,13 +50,7 @@ class CoupledGeneratorTrunk(nn.Module):
                                   norm_layer(norm, c), nn.ReLU(True))
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 8
+    SIZE_MULTIPLE, MIN_SIZE = 1, 8
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[torch.Tensor, ...]:
         return (torch.randn(batch, self.z_dim),)
@@ -69,7 +63,7 @@ class CoupledGeneratorTrunk(nn.Module):
 
 
 @NETS.register("coupled_generator_head")
-class CoupledGeneratorHead(nn.Module):
+class CoupledGeneratorHead(SizeRules, nn.Module):
     """One domain's own generator layers: (B, 2 * base, h, w) features of the trunk with the same
     ``base_channels`` -> (B, out, 2h, 2w) image in [-1, 1]."""
 
@@ -84,13 +78,7 @@ class CoupledGeneratorHead(nn.Module):
                                    nn.ReLU(True), nn.Conv2d(c, out_channels, 3, padding=1), nn.Tanh())
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 1
+    SIZE_MULTIPLE, MIN_SIZE = 1, 1
 
     def example_inputs(self, batch: int = 2, size: int = 16) -> tuple[torch.Tensor, ...]:
         return (torch.randn(batch, self.in_channels, max(size // 2, 2), max(size // 2, 2)),)
@@ -101,7 +89,7 @@ class CoupledGeneratorHead(nn.Module):
 
 
 @NETS.register("coupled_discriminator_head")
-class CoupledDiscriminatorHead(nn.Module):
+class CoupledDiscriminatorHead(SizeRules, nn.Module):
     """One domain's own discriminator layers: (B, in, H, W) image -> (B, base, H / 2, W / 2) features.
 
     A 4x4 stride-2 conv and LeakyReLU 0.2 (no norm on the image, as in DCGAN)."""
@@ -114,13 +102,7 @@ class CoupledDiscriminatorHead(nn.Module):
         self.model = nn.Sequential(nn.Conv2d(in_channels, base_channels, 4, 2, 1), nn.LeakyReLU(0.2, True))
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 2
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 16  # with the shared trunk's two halvings: a 2x2 logit map at least
+    SIZE_MULTIPLE, MIN_SIZE = 2, 16  # with the shared trunk's two halvings: a 2x2 logit map at least
 
     def example_inputs(self, batch: int = 2, size: int = 16) -> tuple[torch.Tensor, ...]:
         side = max(size, 16)
@@ -132,7 +114,7 @@ class CoupledDiscriminatorHead(nn.Module):
 
 
 @NETS.register("coupled_discriminator_trunk")
-class CoupledDiscriminatorTrunk(nn.Module):
+class CoupledDiscriminatorTrunk(SizeRules, nn.Module):
     """The discriminators' shared layers: (B, base, h, w) features of the heads with the same ``base_channels`` ->
     (B, 1, h / 4, w / 4) patch logits: two 4x4 stride-2 convs (doubling the channels) with norm and LeakyReLU 0.2,
     then a 3x3 conv to one logit map.
@@ -149,13 +131,7 @@ class CoupledDiscriminatorTrunk(nn.Module):
                                    norm_layer(norm, 4 * c), nn.LeakyReLU(0.2, True), nn.Conv2d(4 * c, 1, 3, 1, 1))
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 4
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 8
+    SIZE_MULTIPLE, MIN_SIZE = 4, 8
 
     def example_inputs(self, batch: int = 2, size: int = 16) -> tuple[torch.Tensor, ...]:
         side = max(size // 2, 8)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
-from ..registry import NETS
+from ..registry import NETS, SizeRules
 
 
 @NETS.register("patchgan")
@@ -61,7 +61,7 @@ class PatchGAN(nn.Module):
 
 
 @NETS.register("pixel_discriminator")
-class PixelDiscriminator(nn.Module):
+class PixelDiscriminator(SizeRules, nn.Module):
     """1x1 PixelGAN (Isola et al. 2017, arXiv:1611.07004): (B, in, H, W) -> (B, 1, H, W) per-pixel logits."""
 
     smoke_args: ClassVar[dict] = {"base_channels": 4}
@@ -76,13 +76,7 @@ class PixelDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True), nn.Conv2d(2 * base_channels, 1, 1))
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 1
+    SIZE_MULTIPLE, MIN_SIZE = 1, 1
 
     def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
         return (torch.rand(batch, self.in_channels, size, size) * 2 - 1,)

@@ -1,13 +1,13 @@
 """CycleGAN's ResNet generator (Zhu et al. 2017)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from ..layers import Init, Norm, conv_bias, init_weights, norm_layer
-from ..registry import NETS
+from ..registry import NETS, SizeRules
 
 Padding = Literal["reflect", "replicate", "zeros"]
 
@@ -39,7 +39,7 @@ def _upsample(cin: int, cout: int, kind: str, padding: str, bias: bool) -> nn.Mo
 
 
 @NETS.register("resnet_generator")
-class ResnetGenerator(nn.Module):
+class ResnetGenerator(SizeRules, nn.Module):
     """CycleGAN ResNet generator (Zhu et al. 2017, arXiv:1703.10593): (B, in, H, W) -> (B, out, H, W); H, W % 4 == 0.
 
     ``label_channels`` K > 0 makes it StarGAN's generator (Choi et al. 2018, arXiv:1711.09020): ``forward(x, c)``
@@ -73,14 +73,8 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 4
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        # a 1x1 bottleneck breaks instance norm and reflect padding (both need more than one pixel)
-        return 8
+    # a 1x1 bottleneck breaks instance norm and reflect padding (both need more than one pixel)
+    SIZE_MULTIPLE, MIN_SIZE = 4, 8
 
     def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
         side = -(-max(size, 8) // 4) * 4

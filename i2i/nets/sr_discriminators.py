@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..layers import Norm, conv_bias, init_weights, norm_layer
-from ..registry import NETS, config_value
+from ..registry import NETS, SizeRules, config_value
 
 DInit = Literal["default", "normal", "xavier", "kaiming", "orthogonal"]
 
@@ -77,7 +77,7 @@ class VGGDiscriminator(nn.Module):
 
 
 @NETS.register("unet_discriminator_sn")
-class UNetDiscriminatorSN(nn.Module):
+class UNetDiscriminatorSN(SizeRules, nn.Module):
     """Real-ESRGAN's U-Net D with spectral norm (Wang et al. 2021, arXiv:2107.10833).
 
     (B, in, H, W) -> (B, 1, H, W) per-pixel logits; H and W divisible by 8. Three 4x4 stride-2 downsamplings,
@@ -101,13 +101,7 @@ class UNetDiscriminatorSN(nn.Module):
         for conv in (*self.downs, *self.ups, *self.refine):  # after init: the parametrization wraps the weight
             spectral_norm(conv)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 8
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 8
+    SIZE_MULTIPLE, MIN_SIZE = 8, 8
 
     def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
         side = -(-max(size, 8) // 8) * 8

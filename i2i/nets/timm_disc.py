@@ -13,7 +13,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..errors import RecipeError
 from ..layers import Init, init_weights
-from ..registry import NETS, config_value
+from ..registry import NETS, SizeRules, config_value
 
 CHECKPOINT_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")  # wrappers of a state dict in a checkpoint
 
@@ -137,16 +137,10 @@ class BackboneInput(nn.Module):
         return ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
-class TimmSizes:
+class TimmSizes(SizeRules):
     """Size rules of the nets on a timm backbone: any size, at least the stride of most backbones' last level."""
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 32  # the deepest level of most backbones has stride 32
+    SIZE_MULTIPLE, MIN_SIZE = 1, 32  # the deepest level of most backbones has stride 32
 
 
 def check_timm_config(cls: type, cfg: dict, *, key: str, file: str | None, who: str) -> None:

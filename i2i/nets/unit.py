@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..layers import Init, Norm, conv_bias, init_weights, norm_layer, upsample2x
-from ..registry import NETS
+from ..registry import NETS, SizeRules
 from .resnet import Padding, ResnetBlock
 
 
@@ -78,7 +78,7 @@ class UNITEncoder(nn.Module):
 
 
 @NETS.register("unit_shared")
-class UNITShared(nn.Module):
+class UNITShared(SizeRules, nn.Module):
     """UNIT's shared layers: ``blocks`` residual blocks on the latent, (B, C, h, w) -> (B, C, h, w), where
     C = base_channels * 2**downsample is the width the encoders give (the same two numbers as theirs).
 
@@ -97,13 +97,7 @@ class UNITShared(nn.Module):
         self.model = nn.Sequential(*(ResnetBlock(channels, norm, 0.0, padding) for _ in range(blocks)))
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 2
+    SIZE_MULTIPLE, MIN_SIZE = 1, 2
 
     def example_inputs(self, batch: int = 2, size: int = 8) -> tuple[torch.Tensor, ...]:
         return (torch.randn(batch, self.in_channels, max(size // 4, 2), max(size // 4, 2)),)
@@ -114,7 +108,7 @@ class UNITShared(nn.Module):
 
 
 @NETS.register("unit_decoder")
-class UNITDecoder(nn.Module):
+class UNITDecoder(SizeRules, nn.Module):
     """UNIT's per-domain generator tail: (B, base * 2**upsample, h, w) -> (B, out, h * 2**upsample, ...) in [-1, 1].
 
     ``blocks`` residual blocks, ``upsample`` x2 upsamplings (halving the channels), a 7x7 conv and tanh.
@@ -139,13 +133,7 @@ class UNITDecoder(nn.Module):
         self.model = nn.Sequential(*layers)
         init_weights(self, init, init_gain)
 
-    @classmethod
-    def size_multiple(cls, **kwargs: Any) -> int:
-        return 1
-
-    @classmethod
-    def min_size(cls, **kwargs: Any) -> int:
-        return 2
+    SIZE_MULTIPLE, MIN_SIZE = 1, 2
 
     def example_inputs(self, batch: int = 2, size: int = 32) -> tuple[torch.Tensor, ...]:
         side = max(size // 2 ** self.upsample, 2)
