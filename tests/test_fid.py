@@ -168,11 +168,11 @@ def test_training_logs_fid_beside_the_models_own_scores(tmp_path, paired_root):
     assert main(["train", str(write_recipe(tmp_path / "r.yaml", recipe))]) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     fid_rows = [r for r in rows if "eval/fid" in r]
-    assert [r["step"] for r in fid_rows] == [2, 4]
+    assert [r["step"] for r in fid_rows] == [0, 2, 4]  # step 0: the untrained generator, before the first step
     assert all(r["eval/fid"] > 0 and np.isfinite(r["eval/kid"]) for r in fid_rows)
-    assert fid_rows[0]["eval/fid"] != fid_rows[1]["eval/fid"]  # the generator changed between the two
+    assert fid_rows[1]["eval/fid"] != fid_rows[2]["eval/fid"]  # the generator changed between the two
     paired = [r for r in rows if "eval/diversity" in r]
-    assert [r["step"] for r in paired] == [4]
+    assert [r["step"] for r in paired] == [0, 4]
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ def scripted(monkeypatch, values: dict[int, float]) -> None:
     """The scorer logs these values of the metric at these steps (through the real write_scores), so the test
     decides where the metric peaks; everything else (checkpoints, exports, resume) is the real trainer."""
     def score(self, model, emas, run_dir, step, accelerator):
+        if step not in values:
+            return {}  # the eval of the untrained nets at step 0, when the test does not script it
         logged = {METRIC: values[step]}
         write_scores(run_dir, step, logged, accelerator)
         return logged
@@ -60,11 +62,14 @@ def meta(folder: Path) -> dict:
 
 
 def test_metric_peaking_early_keeps_that_step(paired_root, tmp_path, capsys, monkeypatch):
-    scripted(monkeypatch, {2: 0.30, 4: 0.50, 6: 0.40, 8: 0.60})
+    # step 0 is the eval of the untrained nets, before the first step: logged, never a best checkpoint
+    scripted(monkeypatch, {0: 0.10, 2: 0.30, 4: 0.50, 6: 0.40, 8: 0.60})
     run_dir = tmp_path / "run"
     recipe = write_recipe(tmp_path / "r.yaml", keep_best_recipe(paired_root, run_dir))
     assert main(["train", str(recipe)]) == 0
     result, err = output(capsys)
+    rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r[METRIC]) for r in rows if METRIC in r][:2] == [(0, 0.10), (2, 0.30)]
     assert result["best"] == {"metric": METRIC, "mode": "min", "value": 0.30, "step": 2}
     assert "i2i: best: eval/reconstruction_l1 = 0.3 at step 2" in err and "export_best" in err  # the summary
     # rotation kept one step checkpoint; best is not one of them and survives
@@ -211,3 +216,30 @@ def test_two_processes_agree_on_the_best(paired_root, tmp_path):
     highest = max(v for _, v in evals)
     assert result["best"]["step"] == next(s for s, v in evals if v == highest)
     assert meta(tmp_path / "run" / "export_best")["step"] == result["best"]["step"]
+
+
+def test_the_eval_before_the_first_step_changes_nothing_trained(paired_root, tmp_path, monkeypatch, capsys):
+    """A fresh run evaluates its untrained nets once (step 0, the curves' baseline) with the random states put back
+    afterwards: the trained weights are those of the same run without an eval section."""
+    import random
+
+    import numpy as np
+    real, steps = PairedScorer.score, []
+
+    def greedy(self, model, emas, run_dir, step, accelerator):  # the real scorer, plus every random source drawn
+        steps.append(step)
+        torch.rand(7), np.random.rand(7), random.random()
+        return real(self, model, emas, run_dir, step, accelerator)
+    monkeypatch.setattr(PairedScorer, "score", greedy)
+    runs = {}
+    for name, evaluated in (("with_eval", True), ("without", False)):
+        recipe = tiny_pix2pix(paired_root, tmp_path / name, max_steps=4)
+        if evaluated:
+            recipe["eval"] = {**EVAL, "every": 100}  # step 0 and the last step only
+        assert main(["train", str(write_recipe(tmp_path / f"{name}.yaml", recipe))]) == 0, capsys.readouterr().err
+        runs[name] = tensors(tmp_path / name / "export")
+    assert steps == [0, 4]
+    rows = [json.loads(line) for line in (tmp_path / "with_eval" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval/reconstruction_l1" in r] == [0, 4]
+    assert runs["with_eval"].keys() == runs["without"].keys()
+    assert all(torch.equal(runs["with_eval"][k], runs["without"][k]) for k in runs["without"])

@@ -218,3 +218,4 @@ def test_best_direction_by_name_or_keep_best():
     assert report_page.direction("eval/diversity") is None
     assert report_page.direction("eval/diversity", {"metric": "eval/diversity", "mode": "max"}) == "max"
     assert report_page.best_point([2, 4, 6], [0.5, 0.2, 0.2], "min") == (4, 0.2)
+    assert report_page.best_point([0, 2, 4], [0.1, 0.5, 0.2], "min") == (4, 0.2)  # step 0: the untrained baseline

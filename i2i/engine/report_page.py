@@ -144,7 +144,8 @@ def direction(key: str, best: dict | None = None) -> str | None:
 
 
 def best_point(steps: list[int], values: list[float], mode: str | None) -> tuple[int, float] | None:
-    finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
+    # step 0 is the untrained nets' eval (the baseline), never a best checkpoint: not marked
+    finite = [(s, v) for s, v in zip(steps, values) if s > 0 and math.isfinite(v)]
     if not finite or mode not in ("min", "max"):
         return None
     pick = min if mode == "min" else max

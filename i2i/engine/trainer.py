@@ -5,12 +5,14 @@ import contextlib
 import json
 import logging
 import math
+import random
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
@@ -213,6 +215,8 @@ class Trainer:
                 self._close()
                 raise tracking.start_error(list(wanted), exc, self.recipe.source) from exc
         batches = iter(loader)
+        if scorer and start == 0 and main:
+            self._score_untrained(scorer, run_dir)
 
         images_per_step = self.parts.loader.batch_size * accelerator.num_processes
         sums: dict[str, torch.Tensor] = {}
@@ -255,6 +259,16 @@ class Trainer:
             signals.restore()
         self.bar.close()
         return self._finish(summary, start, images_per_step, time.perf_counter() - t0)
+
+    def _score_untrained(self, scorer, run_dir: Path) -> None:
+        """The eval once before the first step, so that every eval curve starts at the untrained nets' figure (the
+        baseline a run is judged against). The random states are put back: evaluating changes nothing trained."""
+        states = (random.getstate(), np.random.get_state())
+        devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            scorer.score(self.model, self.emas, run_dir, 0, self.accelerator)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
 
     def _finish(self, summary: dict, start: int, images_per_step: int, elapsed: float) -> dict[str, Any]:
         """Export, close Accelerate, and the run's figures (the CLI prints them as one JSON line)."""
