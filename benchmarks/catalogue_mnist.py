@@ -149,7 +149,8 @@ def main() -> None:
         before = score(recipe, train_overrides, None, work / f"{tag}_scores")
         if run.exists() and any(run.iterdir()):
             raise SystemExit(f"{run} is not empty: pass another --work")
-        trained = train_for(recipe, train_overrides, args.seconds, work / f"{tag}.log")
+        # no eval while training: this script scores step 0 and the end itself, outside the budget
+        trained = train_for(recipe, [*train_overrides, "eval=null"], args.seconds, work / f"{tag}.log")
         last = Path(trained["checkpoint"]) if trained.get("checkpoint") else None
         after = score(recipe, train_overrides, last, work / f"{tag}_scores") if last else before
         results[tag] = {"steps": trained.get("step", 0), "seconds": trained.get("seconds"),
