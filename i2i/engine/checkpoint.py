@@ -16,6 +16,7 @@ import inspect
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -226,41 +227,23 @@ def set_learning_rate(optimizer: Any, scheduler: Any, lr: float) -> None:
 
 def save_checkpoint(accelerator: Any, run_dir: Path, step: int, *, recipe: Recipe, extra_state: dict,
                     trainer_state: dict, keep: int) -> Path:
-    """Write the checkpoint of ``step`` on every process, atomically: ``save_state`` into a temporary folder,
-    the rest on the main process, rename, move ``latest``, and remove all but the newest ``keep``. Any failure
-    (disk full, whatever the library reports it as) removes the partial folder and re-raises; ``latest`` still
-    names the last complete one."""
+    """Write the checkpoint of ``step`` on every process, atomically (``_write_atomically``), then move
+    ``latest`` to it and remove all but the newest ``keep``; ``latest`` names the last complete one throughout."""
     folder = Path(run_dir) / CHECKPOINTS
-    final, tmp = step_folder(run_dir, step), temporary_folder(run_dir, step)
-    try:
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            folder.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            _complete(tmp, step, recipe, extra_state, trainer_state)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            pointer_tmp = folder / ".latest.tmp"
-            pointer_tmp.write_text(final.name)
-            os.replace(pointer_tmp, folder / LATEST)
-            for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
-    except BaseException:  # disk full (OSError, safetensors' SafetensorError, torch.save's RuntimeError), Ctrl-C ...
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    accelerator.wait_for_everyone()
+    final = step_folder(run_dir, step)
+
+    def publish(tmp: Path) -> None:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        pointer_tmp = folder / ".latest.tmp"
+        pointer_tmp.write_text(final.name)
+        os.replace(pointer_tmp, folder / LATEST)
+        for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    _write_atomically(accelerator, temporary_folder(run_dir, step), publish, step, recipe, extra_state,
+                      trainer_state)
     return final
-
-
-def _complete(tmp: Path, step: int, recipe: Recipe, extra_state: dict, trainer_state: dict) -> None:
-    """What the main process adds to Accelerate's files: schedulers/EMAs/pools, the recipe, the trainer state."""
-    torch.save({k: v.state_dict() for k, v in extra_state.items()}, tmp / EXTRA_STATE)
-    (tmp / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-    (tmp / TRAINER_STATE).write_text(json.dumps({"step": step, **trainer_state}), encoding="utf-8")
 
 
 def save_best(accelerator: Any, run_dir: Path, step: int, *, recipe: Recipe, extra_state: dict,
@@ -268,26 +251,45 @@ def save_best(accelerator: Any, run_dir: Path, step: int, *, recipe: Recipe, ext
     """Write ``checkpoints/best`` on every process (a full checkpoint: resumable, exportable), replacing the
     previous best only once the new one is complete; ``latest`` and the step_* rotation are left alone."""
     folder = Path(run_dir) / CHECKPOINTS
-    final, tmp, old = folder / BEST, folder / f".tmp_{BEST}", folder / f".old_{BEST}"
+    final, old = folder / BEST, folder / f".old_{BEST}"
+
+    def publish(tmp: Path) -> None:
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    _write_atomically(accelerator, folder / f".tmp_{BEST}", publish, step, recipe, extra_state, trainer_state)
+    return final
+
+
+def _write_atomically(accelerator: Any, tmp: Path, publish: Callable[[Path], None], step: int, recipe: Recipe,
+                      extra_state: dict, trainer_state: dict) -> None:
+    """Every process: ``save_state`` into the temporary folder ``tmp``; the main process adds its files
+    (``_complete``) and ``publish(tmp)`` moves the folder into place. Any failure (disk full, whatever the library
+    reports it as: OSError, safetensors' SafetensorError, torch.save's RuntimeError; Ctrl-C) removes ``tmp`` and
+    re-raises, so nothing half-written is ever published."""
     try:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-            folder.mkdir(parents=True, exist_ok=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             _complete(tmp, step, recipe, extra_state, trainer_state)
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            publish(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     accelerator.wait_for_everyone()
-    return final
+
+
+def _complete(tmp: Path, step: int, recipe: Recipe, extra_state: dict, trainer_state: dict) -> None:
+    """What the main process adds to Accelerate's files: schedulers/EMAs/pools, the recipe, the trainer state."""
+    torch.save({k: v.state_dict() for k, v in extra_state.items()}, tmp / EXTRA_STATE)
+    (tmp / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+    (tmp / TRAINER_STATE).write_text(json.dumps({"step": step, **trainer_state}), encoding="utf-8")
 
 
 def _saved_extra_state(folder: Path, names: list[str]) -> dict:
