@@ -560,7 +560,8 @@ def parser() -> argparse.ArgumentParser:
                                     "and VGG19 features; pix2pix's noise is its dropout) and reconstruction_l1 "
                                     "(BicycleGAN: with z encoded from the real B). Last line: JSON.")
     ev.add_argument("export", help="export folder, or a run folder holding export/")
-    ev.add_argument("--data", default=None, help="labeled data (class folders or .npz) for the real images; for "
+    ev.add_argument("--data", default=None, help="labeled data (class folders or .npz; StarGAN: its domain folders "
+                                                 "or attribute table root/<split>.csv) for the real images; for "
                                                  "super-resolution: HR images (LR made by the training bicubic) or "
                                                  "*_HR/*_LR pairs such as Set5/image_SRF_4 (LR files used); for "
                                                  "paired translators: the paired data root (default: the recipe's)")
@@ -609,8 +610,12 @@ def parser() -> argparse.ArgumentParser:
 
     cl = sub.add_parser("classifier", help="train the evaluation classifier on labeled data",
                         description="Train a small CNN on the train split of DATA (class folders or .npz) and save "
-                                    "it as an export for `i2i eval` and recipes' eval.classifier. Last line: JSON.")
-    cl.add_argument("data", help="labeled data: class folders (DATA/train/<class>/*.png) or an MNIST-style .npz")
+                                    "it as an export for `i2i eval` and recipes' eval.classifier. An attribute "
+                                    "table DATA/train.csv (file,<attr>,... with 0/1 values) trains a multi-label "
+                                    "classifier (one output per attribute, binary cross-entropy) scored per "
+                                    "attribute on DATA/test.csv. Last line: JSON.")
+    cl.add_argument("data", help="labeled data: class folders (DATA/train/<class>/*.png), an MNIST-style .npz, or "
+                                 "an attribute table DATA/train.csv (multi-label)")
     cl.add_argument("--output", "-o", required=True, help="export folder for the trained classifier")
     cl.add_argument("--channels", type=int, default=1, help="image channels the classifier reads (default 1)")
     cl.add_argument("--size", type=int, default=32, help="images are resized to SIZE x SIZE px (default 32)")

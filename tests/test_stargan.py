@@ -131,8 +131,9 @@ def test_bad_attribute_tables_are_errors_naming_the_file(small_domains, tmp_path
 
 def test_table_errors_reach_check_and_missing_files_are_skipped_or_fatal(small_domains, tmp_path, capsys):
     root = with_table(small_domains, tmp_path)
-    assert main(["check", str(DEMO), f"data.root={root}"]) == 2  # the demo's eval needs domain folders
-    assert "multi-label models are not scored" in capsys.readouterr().err
+    assert main(["check", str(DEMO), f"data.root={root}"]) == 2  # the demo's eval scores the test split: no table
+    err = capsys.readouterr().err
+    assert "eval.split" in err and "test.csv does not exist" in err and "scored on an attribute table" in err
     assert main(["check", str(DEMO), f"data.root={root}", "eval=null", "data.attributes=[ihc, sky]"]) == 2
     err = capsys.readouterr().err
     assert "data.root" in err and "'sky'" in err and "valid: ihc, space, half" in err

@@ -178,3 +178,22 @@ def _check_attributes(attributes: Any) -> None:
         raise RecipeError("attributes must be a non-empty list of distinct domain or attribute names (the columns of "
                           "the table, or the domain folders, to use) or null for all", key="data.attributes",
                           value=attributes)
+
+
+def has_table(root: str | Path, split: str) -> bool:
+    """Whether ``root`` holds an attribute table for ``split`` (root/<split>.csv): multi-label data."""
+    return (Path(root) / f"{split}.csv").is_file()
+
+
+def load_attribute_arrays(root: str | Path, split: str, channels: int, size: int,
+                          attributes: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """A whole attribute-table split without augmentation (resize only): images (N, C, size, size) in [-1, 1],
+    0/1 attributes (N, K) float, attribute names (``attributes`` picks and orders them, as ``data.attributes``)."""
+    if not has_table(root, split):
+        raise DataError(f"{show_path(Path(root) / f'{split}.csv')} does not exist: multi-label (attribute) images "
+                        f"of split '{split}' come from an attribute table root/<split>.csv (header file,<attr>,...)")
+    ds = DomainImages(root=str(root), split=split, channels=channels, size=size, flip=False, attributes=attributes)
+    if not len(ds):
+        raise DataError(f"{show_path(ds.table)} lists no usable image")
+    images = torch.stack([ds[(i, 0)]["real"] for i in range(len(ds))])
+    return images, torch.from_numpy(ds.labels), list(ds.domain_names)

@@ -78,6 +78,9 @@ def evaluate_export(export, *, data: str | None = None, split: str = "test", max
     data = data or (export.recipe.get("data") or {}).get("root")
     if not data:
         raise I2IError(f"{export.path}: pass --data (labeled class folders or .npz); the recipe names none")
+    if export.meta.get("multi_label"):  # `i2i classifier` on an attribute table: accuracy per attribute
+        return {"export": str(export.path), "data": str(data), "split": split,
+                **_attribute_figures(net.to(device), names, data, split, max_images, device)}
     x, y, data_names = load_labeled_arrays(data, split, int(net.in_channels), int(net.size))
     if list(data_names) != list(names):
         raise I2IError(f"--data {data}: its classes ({', '.join(map(str, data_names[:12]))}) are not the export's "
@@ -85,3 +88,19 @@ def evaluate_export(export, *, data: str | None = None, split: str = "test", max
     x, y = x[:max_images], y[:max_images]
     figures = evaluate_classifier(net.to(device), torch.as_tensor(x), torch.as_tensor(y), len(names), device=device)
     return {"export": str(export.path), "data": str(data), "split": split, **figures}
+
+
+@torch.no_grad()
+def _attribute_figures(net, names: list[str], data: str, split: str, max_images: int | None, device) -> dict:
+    """A multi-label classifier's test_accuracy (mean over attributes) and attribute_accuracy on root/<split>.csv."""
+    from ..data.domains import load_attribute_arrays
+    from .classifier import attribute_accuracy
+    x, a, _ = load_attribute_arrays(data, split, int(net.in_channels), int(net.size), names)
+    x, a = x[:max_images], a[:max_images]
+    was_training = net.training
+    net.eval()
+    try:
+        logits = torch.cat([net(x[i:i + 256].to(device)).float().cpu() for i in range(0, len(x), 256)])
+    finally:
+        net.train(was_training)
+    return {**attribute_accuracy(logits, a, names), "test_images": len(x)}

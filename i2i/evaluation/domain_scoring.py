@@ -72,8 +72,11 @@ class _Judge:
         self.net, self.device = classifier.eval(), device
         self.channels, self.size = classifier.in_channels, getattr(classifier, "size", None)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return _run(self.net, as_input(x, self.channels, self.size), self.device)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return _run(self.net, as_input(x, self.channels, self.size), self.device).argmax(1)
+        return self.logits(x).argmax(1)
 
     def features(self, x: torch.Tensor) -> np.ndarray:
         return _run(self.net.features, as_input(x, self.channels, self.size), self.device).numpy().astype(np.float64)
@@ -178,8 +181,23 @@ def _check_eval(cfg, config_cls, recipe: dict, file: str):
     return ev
 
 
-def _classifier(config, data: str, channels: int, size: int, accelerator):
+def load_judge(path: str | Path, device, *, multi_label: bool = False) -> tuple[torch.nn.Module, list[str]]:
+    """An ``i2i classifier`` export's net and class names; an I2IError where its kind (single-label classes or
+    multi-label attributes, ``meta.multi_label``) is not the one the scoring needs."""
     from ..inference.export import load_export
+    export = load_export(path, device=device)
+    if "classifier" not in export.nets:
+        raise I2IError(f"{path}: not an `i2i classifier` export (it has no net 'classifier')")
+    if bool(export.meta.get("multi_label")) != multi_label:
+        got, want = (("multi-label (one 0/1 output per attribute)", "single-label classifier of the domains (class "
+                      "folders)") if not multi_label else
+                     ("single-label (one class per image)", "multi-label classifier of the attributes (trained by "
+                      "`i2i classifier DATA` where DATA/train.csv is an attribute table)"))
+        raise I2IError(f"{path}: this classifier is {got}; scoring this model needs a {want}")
+    return export.nets["classifier"], [str(n) for n in export.meta.get("class_names") or []]
+
+
+def _classifier(config, data: str, channels: int, size: int, accelerator, *, multi_label: bool = False):
     from .classifier import train_classifier
     if accelerator.is_main_process and not (Path(config.classifier) / "meta.json").is_file():
         log.info("eval: training the evaluation classifier on %s into %s", data, config.classifier)
@@ -187,8 +205,7 @@ def _classifier(config, data: str, channels: int, size: int, accelerator):
                                    steps=config.classifier_steps, batch_size=config.classifier_batch_size)
         log.info("eval: classifier test accuracy %.4f", figures["test_accuracy"])
     accelerator.wait_for_everyone()
-    export = load_export(config.classifier, device=accelerator.device)
-    return export.nets["classifier"], list(export.meta.get("class_names") or [])
+    return load_judge(config.classifier, accelerator.device, multi_label=multi_label)
 
 
 def _net_getter(model, emas: dict, accelerator) -> Callable[[str], torch.nn.Module]:
@@ -248,23 +265,21 @@ class DomainScorer:
 def evaluate_export_translation(export, *, data: str | None = None, classifier: str | None = None,
                                 split: str = "test", max_images: int | None = None, device="cpu") -> dict:
     """``i2i eval`` for an export with ``directions``: the figures above on ``data`` (default: the recipe's)."""
-    from ..inference.export import load_export
     ev = export.recipe.get("eval") or {}
     classifier = classifier or ev.get("classifier")
     data = data or ev.get("data") or export.recipe["data"]["root"]
     if not classifier:
         raise I2IError(f"no domain classifier: pass --classifier DIR (train one with `i2i classifier {data} "
                        "--output DIR --channels C --size S`)")
-    judge = load_export(classifier, device=device)
+    judge, names = load_judge(classifier, device)
     translators = model_translators(export.meta["directions"], lambda n: export.nets[n].to(device))
     channels = {s: _in_channels(chain) for s, _, chain in translators.values()}
-    channels |= {t: judge.nets["classifier"].in_channels for _, t, _ in translators.values() if t not in channels}
-    size = export.recipe["data"].get("size") or judge.nets["classifier"].size
+    channels |= {t: judge.in_channels for _, t, _ in translators.values() if t not in channels}
+    size = export.recipe["data"].get("size") or judge.size
     for _, _, chain in translators.values():
         chain.eval()
-    figures = evaluate_translation(translators, judge.nets["classifier"], list(judge.meta.get("class_names") or []),
-                                   domain_images(data, split, channels, size, max_images), device=device,
-                                   where=str(classifier))
+    figures = evaluate_translation(translators, judge, names, domain_images(data, split, channels, size, max_images),
+                                   device=device, where=str(classifier))
     return {"export": str(export.path), "classifier": str(classifier), "data": str(data), **figures}
 
 
@@ -361,17 +376,16 @@ class CoupledScorer:
 def evaluate_export_coupled(export, *, data: str | None = None, classifier: str | None = None, split: str = "test",
                             max_images: int | None = None, samples: int = 500, seed: int = 0, device="cpu") -> dict:
     """``i2i eval`` for a CoGAN export: pair agreement (and kappa) and each domain's Frechet distance."""
-    from ..inference.export import load_export
     ev = export.recipe.get("eval") or {}
     classifier = classifier or ev.get("classifier")
     if not classifier:
         raise I2IError("no classifier: pass --classifier DIR, trained with `i2i classifier` on labeled data whose "
                        "classes both domains share")
-    judge = load_export(classifier, device=device)
+    judge, _ = load_judge(classifier, device)
     gens = coupled_generators(export.meta["coupled"], lambda n: export.nets[n].to(device).eval())
     channels = {d: int(chain.stages[-1].out_channels) for d, chain in gens.items()}
     data = data or ev.get("data") or export.recipe["data"]["root"]
     real = domain_images(data, split, channels, export.recipe["data"].get("size", 32), max_images)
-    figures = evaluate_pairs(gens, next(iter(gens.values())).stages[0].z_dim, judge.nets["classifier"], real,
+    figures = evaluate_pairs(gens, next(iter(gens.values())).stages[0].z_dim, judge, real,
                              samples=samples, seed=seed, device=device)
     return {"export": str(export.path), "classifier": str(classifier), "data": str(data), **figures}

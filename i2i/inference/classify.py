@@ -32,7 +32,7 @@ def classifier_of(export: Export) -> tuple[nn.Module, list[str]]:
     if not name or name not in export.nets:
         raise I2IError(f"{export.path}: this export ('{export.meta.get('model')}') has no classifier (its meta.json "
                        "names no classifier_net); classifiers come from sgan runs and `i2i classifier`")
-    if len(names) < 2:
+    if len(names) < 2 and not export.meta.get("multi_label"):
         raise I2IError(f"{export.path}: meta.json lists {len(names)} class name(s); a classifier export needs its "
                        "class names")
     return export.nets[name], names
@@ -84,6 +84,10 @@ def classify_folder(export: Export, input_dir: str | Path, output: str | Path, *
     if not input_dir.is_dir():
         raise I2IError(f"--input {show_path(input_dir)}: no such folder")
     net, names = classifier_of(export)
+    if export.meta.get("multi_label"):
+        raise I2IError(f"{export.path}: a multi-label classifier (attributes {', '.join(names)}) gives 0/1 per "
+                       "attribute, not one class per image; `i2i classify` writes one class per image, so it takes "
+                       "single-label classifiers (class folders or .npz); score this one with `i2i eval`")
     net = net.to(device)
     channels, size = int(net.in_channels), int(net.size)
     files = list_images(input_dir)
