@@ -223,3 +223,59 @@ def test_keep_best_may_name_the_attribute_figures(table_root, tmp_path, capsys, 
     assert main(["check", str(recipe)]) == (0 if ok else 2)
     if not ok:
         assert "valid: eval/attributes_kept, eval/cycle_l1" in capsys.readouterr().err
+
+
+def test_without_a_test_table_the_classifier_holds_out_every_tenth_image(tmp_path):
+    from i2i.evaluation.classifier import train_classifier
+    _write_split(tmp_path / "only_train", "train", 20, seed=0)
+    figures = train_classifier(str(tmp_path / "only_train"), tmp_path / "c", channels=3, size=16, steps=2,
+                               batch_size=4, net={"base_channels": 2, "feature_dim": 4})
+    assert figures["train_images"] == 18 and figures["test_images"] == 2 and set(figures["attribute_accuracy"]) == {
+        "bright", "gray"}
+
+
+# ------------------------------------------------------------------ learning (slow)
+@pytest.mark.slow
+def test_a_short_run_learns_the_attribute_edits(table_root, judge_dir, tmp_path):
+    """400 steps at 16 px on the bright/gray table (64 real photo crops): judged by the multi-label classifier, the
+    edits reach their targets far more often than at step 0, the other attribute is kept more often, and the cycle
+    error and Frechet distance fall. Measured (2 shared cores, ~35 s): target accuracy 0.42 -> 0.92 (bright
+    0.38 -> 1.0, gray 0.46 -> 0.83), attributes kept 0.54 -> 0.85, Frechet distance 21.9 -> 9.0, cycle L1
+    0.60 -> 0.26."""
+    from i2i.build import build
+    from i2i.data.domains import load_attribute_arrays
+    from i2i.inference.export import load_export
+    from i2i.models.base import PlainContext
+    from i2i.recipe import load_recipe
+
+    torch.set_num_threads(1)
+    judge = load_export(judge_dir[0]).nets["classifier"]
+    x, a, _ = load_attribute_arrays(table_root, "test", 3, 16)
+    torch.manual_seed(0)
+    parts = build(load_recipe(DEMO, [f"data.root={table_root}", f"train.output_dir={tmp_path / 'run'}", "eval=null",
+                                     "data.size=16", "data.load_size=18", "data.num_workers=0", "data.batch_size=16",
+                                     "nets.g.base_channels=16", "nets.g.blocks=2", "nets.d.base_channels=16",
+                                     "nets.d.layers=2", "train.n_critic=1", *LABELS]))
+    model, g = parts.model, parts.model.nets["g"]
+    opts = {n: torch.optim.Adam(model.nets[n].parameters(), lr=5e-4, betas=(0.5, 0.999)) for n in ("g", "d")}
+    ctx = PlainContext(model, opts)
+
+    def score():
+        g.eval()
+        out = evaluate_stargan_attributes(g, ATTRS, judge, ATTRS, x, a)
+        g.train()
+        return out
+
+    before = score()
+    order = np.random.default_rng(0).permutation(len(parts.dataset))
+    for step in range(400):
+        ctx.step = step
+        idx = order[(step * 16) % len(order):][:16]
+        items = [parts.dataset[(int(i), step)] for i in idx]
+        model.train_step({k: torch.stack([it[k] for it in items]) for k in ("real", "label")}, ctx)
+    after = score()
+    print({k: (round(before[k], 3), round(after[k], 3)) for k in after if isinstance(after[k], float)})
+    assert after["target_accuracy"] > before["target_accuracy"] + 0.3
+    assert all(after[f"target_accuracy_{n}"] > before[f"target_accuracy_{n}"] + 0.2 for n in ATTRS)
+    assert after["attributes_kept"] > before["attributes_kept"] + 0.1
+    assert after["cycle_l1"] < before["cycle_l1"] and after["frechet_distance"] < before["frechet_distance"]
