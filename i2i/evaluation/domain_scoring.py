@@ -158,7 +158,7 @@ class DomainEvalConfig:
     every: int = 500
     data: str | None = None          # root of the real domains (default: data.root), with a test split
     split: str = "test"
-    max_images: int | None = 200     # per domain, the first N
+    max_images: int | None = 200     # the first N per domain (StarGAN on an attribute table: of the table)
     build_if_missing: bool = False   # train the classifier on data's train split first if it does not exist
     classifier_steps: int = 300
     classifier_size: int = 32        # the classifier built here sees images resized to this size
