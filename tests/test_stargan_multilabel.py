@@ -18,6 +18,7 @@ from i2i.evaluation.stargan_scoring import evaluate_stargan_attributes
 from i2i.nets.classifier import ImageClassifier
 
 from .conftest import ROOT, photo_crops
+from .test_stargan import scores_around_a_short_run
 
 DEMO = ROOT / "recipes" / "demo" / "stargan.yaml"
 ATTRS = ["bright", "gray"]
@@ -245,7 +246,6 @@ def test_a_short_run_learns_the_attribute_edits(table_root, judge_dir, tmp_path)
     from i2i.build import build
     from i2i.data.domains import load_attribute_arrays
     from i2i.inference.export import load_export
-    from i2i.models.base import PlainContext
     from i2i.recipe import load_recipe
 
     torch.set_num_threads(1)
@@ -256,24 +256,8 @@ def test_a_short_run_learns_the_attribute_edits(table_root, judge_dir, tmp_path)
                                      "data.size=16", "data.load_size=18", "data.num_workers=0", "data.batch_size=16",
                                      "nets.g.base_channels=16", "nets.g.blocks=2", "nets.d.base_channels=16",
                                      "nets.d.layers=2", "train.n_critic=1", *LABELS]))
-    model, g = parts.model, parts.model.nets["g"]
-    opts = {n: torch.optim.Adam(model.nets[n].parameters(), lr=5e-4, betas=(0.5, 0.999)) for n in ("g", "d")}
-    ctx = PlainContext(model, opts)
-
-    def score():
-        g.eval()
-        out = evaluate_stargan_attributes(g, ATTRS, judge, ATTRS, x, a)
-        g.train()
-        return out
-
-    before = score()
-    order = np.random.default_rng(0).permutation(len(parts.dataset))
-    for step in range(400):
-        ctx.step = step
-        idx = order[(step * 16) % len(order):][:16]
-        items = [parts.dataset[(int(i), step)] for i in idx]
-        model.train_step({k: torch.stack([it[k] for it in items]) for k in ("real", "label")}, ctx)
-    after = score()
+    before, after = scores_around_a_short_run(
+        parts, lambda g: evaluate_stargan_attributes(g, ATTRS, judge, ATTRS, x, a), steps=400)
     print({k: (round(before[k], 3), round(after[k], 3)) for k in after if isinstance(after[k], float)})
     assert after["target_accuracy"] > before["target_accuracy"] + 0.3
     assert all(after[f"target_accuracy_{n}"] > before[f"target_accuracy_{n}"] + 0.2 for n in ATTRS)
