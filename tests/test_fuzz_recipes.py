@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "demo").glob("*.yaml"))
 DATA_ROOT = Path(tempfile.gettempdir()) / "i2i_fuzz_data"  # made below: every data set's layout, one image each
 FREE_TEXT = {"root", "split", "classifier", "classifier_data", "name", "output_dir", "data"}   # any text is valid there
+SPAN_KEYS = "data.mask."  # a number or a [min, max] pair is valid there (i2i/data/masks.py): a pair must be in order
 HUGE = 10**12
 CASE_FILE = "case.yaml"
 CATEGORIES = {"syntax", "file", "base", "override", "type", "number", "unknown_key", "component", "section",
@@ -241,6 +242,8 @@ def leaf_cases(path: Path) -> list[Case]:
         if fresh("type", ctx, rel, kind):
             what, text = deal(f"type-{kind}", TYPE_OPTIONS[kind])
             text = f"{value}_typo" if text is None else text
+            if what in ("list_for_int", "list_for_float") and key.startswith(SPAN_KEYS):
+                what, text = "reversed_span", "[2, 1]"
             if not (what == "null_for_mapping" and key in ("schedule", "ema", "eval", "monitor", "translate")):
                 cases.append(Case(f"type-{name}-{key}-{what}", "type", path, (f"{key}={text}",), keys=(key,),
                                   fragment="valid:" if what == "bad_choice" else ""))
