@@ -32,10 +32,12 @@ class AutoencoderDiscriminator(_FixedSize):
     """BEGAN (Berthelot et al. 2017, arXiv:1703.10717) / EBGAN (Zhao et al. 2016, arXiv:1609.03126) D: an
     autoencoder, (B, in, size, size) -> (reconstruction (B, in, size, size), embedding (B, embed_dim)).
 
-    Encoder: strided 4x4 convs doubling the channels from ``base_channels`` (norm after all but the first) ->
-    Linear to the embedding. Decoder: the mirror image, as DCGAN's generator: Linear -> the encoder's last map, x2
-    upsampling stages (nearest + 3x3 conv by default, as BEGAN's decoder) halving the channels, the last one making
-    the image. No output activation: the energy is the reconstruction error. ELU by default, as BEGAN.
+    Encoder: ``stages`` strided 4x4 convs doubling the channels from ``base_channels`` (norm after all but the
+    first) -> Linear to the embedding. By default the convs go down to 4x4; ``stages: 1`` is one conv, then the
+    Linear: the shallow D of the MNIST BEGAN implementations (PyTorch-GAN's, pytorch-generative-model-collections').
+    Decoder: the mirror image, as DCGAN's generator: Linear -> the encoder's last map, x2 upsampling stages
+    (nearest + 3x3 conv by default, as BEGAN's decoder) halving the channels, the last one making the image. No
+    output activation: the energy is the reconstruction error. ELU by default, as BEGAN.
     """
 
     smoke_args: ClassVar[dict] = {"base_channels": 4, "size": 16, "embed_dim": 8, "norm": "batch"}
@@ -43,12 +45,17 @@ class AutoencoderDiscriminator(_FixedSize):
     def __init__(self, in_channels: int = 1, size: int = 32, base_channels: int = 64, embed_dim: int = 64,
                  norm: Norm = "none", activation: Activation = "elu",
                  upsample: Literal["resize", "transposed"] = "resize", init: Init = "normal",
-                 init_gain: float = 0.02):
+                 init_gain: float = 0.02, stages: int | None = None):
         super().__init__()
         if embed_dim < 1:
             raise ValueError(f"AutoencoderDiscriminator embed_dim must be >= 1, got {embed_dim}")
         _activation(activation)
         s0, k = _plan_or_raise("AutoencoderDiscriminator", size)
+        if stages is not None:
+            if not (isinstance(stages, int) and 1 <= stages <= k):
+                raise ValueError(f"AutoencoderDiscriminator stages must be an integer in 1..{k} at size {size} "
+                                 f"(the strided convs down to {s0}x{s0}), got {stages}")
+            s0, k = size // 2 ** stages, stages
         self.in_channels, self.size, self.embed_dim = in_channels, size, embed_dim
         enc: list[nn.Module] = []
         cin = in_channels
