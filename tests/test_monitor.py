@@ -92,6 +92,21 @@ def test_collapse_is_measured_against_real_diversity():
     assert healthy.warnings == []
 
 
+def test_collapse_advice_is_the_models_own_where_it_has_one():
+    """BEGAN has no adversarial loss to change: its collapse warning names its own knobs, not losses.adv."""
+    real, same = torch.rand(16, 1, 8, 8) * 2 - 1, torch.zeros(16, 1, 8, 8)
+    messages = {}
+    for model in ("dcgan", "began"):
+        m = HealthMonitor(MonitorConfig(warmup_steps=0, collapse_checks=1),
+                          recipe={**RECIPE, "model": {"type": model}}, log_every=10)
+        m.check_diversity(10, same, real)
+        (w,) = m.warnings
+        messages[model] = w["message"]
+    assert "losses.adv.r1" in messages["dcgan"] and "model.gamma" not in messages["dcgan"]
+    assert "model.gamma" in messages["began"] and "model.lambda_k" in messages["began"]
+    assert "losses.adv" not in messages["began"] and messages["began"].startswith("mode collapse: ")
+
+
 def test_non_finite_figures_raise_and_healthy_figures_are_quiet():
     m = monitor()
     m.check(10, {"d/acc_real": 0.7, "d/acc_fake": 0.6, "g/adv": 1.0, "d/adv": 0.6})

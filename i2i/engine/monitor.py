@@ -170,10 +170,21 @@ class HealthMonitor:
             self.warn("collapse", step,
                       f"mode collapse: generated samples of the fixed batch differ {ratio:.0%} as much as real "
                       f"images do (diversity {fake_div:.3g} vs real {self.real_diversity:.3g}) for "
-                      f"{len(self._collapse_run)} checks. Remedies: a lower G or D learning rate, a gradient penalty "
-                      "(losses.adv.r1: 10 or mode: wgan_gp), spectral norm on D (nets.d.spectral_norm: true), "
-                      "minibatch-diverse modes such as hinge or ragan, or resume from an earlier checkpoint.")
+                      f"{len(self._collapse_run)} checks. " + self.collapse_remedies())
         return out
+
+    def collapse_remedies(self) -> str:
+        """The model's own advice (``collapse_remedies`` on its class: BEGAN's has no adversarial loss to change),
+        else the adversarial family's."""
+        from ..errors import RecipeError
+        from ..registry import MODELS
+        try:
+            own = getattr(MODELS.get((self.recipe.get("model") or {}).get("type")), "collapse_remedies", None)
+        except RecipeError:  # no or an unknown model type (the recipe check reports it): the family's advice
+            own = None
+        return own or ("Remedies: a lower G or D learning rate, a gradient penalty (losses.adv.r1: 10 or mode: "
+                       "wgan_gp), spectral norm on D (nets.d.spectral_norm: true), minibatch-diverse modes such as "
+                       "hinge or ragan, or resume from an earlier checkpoint.")
 
     def nan_message(self, step: int, detail: str, last_good: str | None) -> str:
         keep = (f"the last good checkpoint is {last_good} (resume with --resume {last_good})" if last_good

@@ -60,6 +60,8 @@ class GANModel:
     # translate direction -> the exported generator, or a tuple of exported nets applied in sequence (an encoder
     # then a decoder; see i2i/inference/export.py: Chain)
     directions: ClassVar[dict[str, str | tuple[str, ...]]] = {}
+    # what the health monitor advises when G collapses; None: the adversarial family's advice (losses.adv...)
+    collapse_remedies: ClassVar[str | None] = None
 
     def __init__(self, nets: dict[str, nn.Module], losses: dict[str, nn.Module]):
         self.nets = nets

@@ -50,6 +50,11 @@ class BEGAN(GAN):
     """BEGAN: L_D = L(x) - k_t L(G(z)), L_G = L(G(z)), k_t updated after each D step; M logged (``began/M``)."""
 
     losses_required = ()
+    collapse_remedies = ("BEGAN's G often collapses onto D's easiest image first and comes out of it once k_t has "
+                         "risen (watch began/k; the digits demo leaves it near step 750, k_t 0.4): give it time. If "
+                         "k_t stays near 0, the collapsed G sits at equilibrium: raise model.gamma (toward 1, so D "
+                         "pushes back until the fakes are as hard to reconstruct as real images) or model.lambda_k "
+                         "(k_t reacts faster); a shallow D (nets.d.stages: 1) helped on digits.")
 
     def __init__(self, nets: dict, losses: dict, gamma: float = 0.5, lambda_k: float = 0.001, k_0: float = 0.0):
         super().__init__(nets, losses)
@@ -102,7 +107,8 @@ class BEGAN(GAN):
         for key, low, high in (("gamma", 0.0, 1.0), ("lambda_k", 0.0, 1.0), ("k_0", 0.0, 1.0)):
             value = model.get(key)
             if value is not None and not (isinstance(value, (int, float)) and low <= value <= high):
-                raise RecipeError(f"must be a number in [{low}, {high}] (BEGAN: gamma 0.5, lambda_k 0.001, k_0 0)",
+                raise RecipeError(f"must be a number in [{low}, {high}] (the paper: gamma 0.5, lambda_k 0.001, k_0 0; "
+                                  "recipes/began.yaml: gamma 1)",
                                   file=file, key=f"model.{key}", value=value)
 
 
